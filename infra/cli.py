@@ -1,0 +1,109 @@
+"""``smartcity`` - the operations CLI: migrations, topics, API keys.
+
+Reads ``DATABASE_URL`` and ``KAFKA_*`` like the services do.
+"""
+
+import asyncio
+import json
+from typing import Annotated
+
+import asyncpg
+import typer
+
+from infra.migrate import migrate as run_migrations
+from infra.topics import provision_topics
+from services.runtime.auth import create_key, list_keys, revoke_key
+from services.runtime.settings import DatabaseSettings, KafkaSettings
+
+app = typer.Typer(help="Operate the Thanh Hoa smart-city KPI backend.", no_args_is_help=True)
+keys = typer.Typer(help="API keys of sector systems and operators.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+def _dsn() -> str:
+    return DatabaseSettings().url.get_secret_value()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations and sync reference data (idempotent)."""
+    report = asyncio.run(run_migrations(_dsn()))
+    typer.echo(f"applied: {', '.join(report.applied) or 'nothing'}; units changed: {report.units_changed}")
+
+
+@app.command()
+def topics() -> None:
+    """Create missing Kafka topics (idempotent)."""
+    report = provision_topics(KafkaSettings())
+    typer.echo(f"created: {', '.join(report.created) or 'nothing'}; existing: {len(report.existing)}")
+    for line in report.drift:
+        typer.echo(f"drift: {line}", err=True)
+
+
+@keys.command("create")
+def keys_create(
+    kind: Annotated[str, typer.Option(help="ingest or operator")],
+    label: Annotated[str, typer.Option(help="Who holds the key (system or person role).")],
+    sector: Annotated[str | None, typer.Option(help="ingest: the sector it sends")] = None,
+    unit: Annotated[
+        list[str] | None, typer.Option(help="ingest: a unit it may send for (repeat); default all")
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="operator: unit code it may read")] = None,
+) -> None:
+    """Create a key and print it once; only its salted hash is stored."""
+    if kind not in ("ingest", "operator"):
+        raise typer.BadParameter("kind must be 'ingest' or 'operator'")
+    if kind == "ingest" and sector not in ("education", "health", "transport", "culture"):
+        raise typer.BadParameter("an ingest key needs --sector education|health|transport|culture")
+    if kind == "operator" and not scope:
+        raise typer.BadParameter("an operator key needs --scope <unit code> (38: the province)")
+
+    async def run() -> str:
+        conn = await asyncpg.connect(_dsn())
+        try:
+            issued = await create_key(
+                conn, kind=kind, label=label, sector=sector if kind == "ingest" else None,  # type: ignore[arg-type]
+                units=unit or None if kind == "ingest" else None,
+                scope_unit=scope if kind == "operator" else None,
+            )
+            return issued.key
+        finally:
+            await conn.close()
+
+    typer.echo(asyncio.run(run()))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets) as JSON lines."""
+
+    async def run() -> list[dict[str, object]]:
+        conn = await asyncpg.connect(_dsn())
+        try:
+            return await list_keys(conn)
+        finally:
+            await conn.close()
+
+    for row in asyncio.run(run()):
+        typer.echo(json.dumps(row, default=str))
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after 'sck_')."""
+
+    async def run() -> bool:
+        conn = await asyncpg.connect(_dsn())
+        try:
+            return await revoke_key(conn, key_id)
+        finally:
+            await conn.close()
+
+    if not asyncio.run(run()):
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,147 @@
+"""The CloudEvents 1.0 envelope as this system accepts it, and per-event validation.
+
+The envelope is closed: the CloudEvents context attributes, the ``unit`` extension (the
+administrative unit code the event belongs to) and the distributed-tracing extensions. An
+unknown attribute is an error rather than something silently forwarded, so that nothing -
+personal data included - travels without a contract.
+
+Validation is pure: :func:`validate_event` takes a decoded JSON object and returns either a
+:class:`ValidEvent` or a list of :class:`FieldError`. Unit registry checks are made by the
+caller, which owns the registry.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.events.base import EventData
+from schemas.events.catalogue import EventSpec, spec_for
+from schemas.sectors import Sector
+
+UnitCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]{2,5}$",
+        description="Official administrative unit code (mã đơn vị hành chính).",
+        examples=["390"],
+    ),
+]
+
+CONTEXT_ATTRIBUTES: tuple[str, ...] = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "unit",
+    "traceparent",
+    "tracestate",
+)
+
+
+class CloudEventEnvelope(BaseModel):
+    """CloudEvents 1.0 context attributes accepted by the sector services."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=128, description="Unique with `source`.")
+    source: str = Field(
+        min_length=1,
+        max_length=256,
+        description="URI-reference of the emitting sector system instance.",
+        examples=["/thanhhoa/health/his/bv-da-khoa-tinh"],
+    )
+    type: str = Field(
+        min_length=1,
+        max_length=128,
+        description="vn.gov.thanhhoa.<sector>.<entity>.<verb>",
+        examples=["vn.gov.thanhhoa.health.appointment.booked"],
+    )
+    time: AwareDatetime = Field(description="When it happened (event time), RFC 3339.")
+    unit: UnitCode
+    subject: str | None = Field(default=None, max_length=128)
+    datacontenttype: Literal["application/json"] | None = None
+    dataschema: str | None = Field(default=None, max_length=512)
+    traceparent: str | None = Field(default=None, max_length=55)
+    tracestate: str | None = Field(default=None, max_length=512)
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason an event was rejected: the offending field (dotted path) and why."""
+
+    field: str
+    message: str
+    code: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed envelope and data validation."""
+
+    envelope: CloudEventEnvelope
+    spec: EventSpec
+    data: EventData
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def unit(self) -> str:
+        return self.envelope.unit
+
+    @property
+    def time(self) -> dt.datetime:
+        return self.envelope.time
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        field = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "(event)"
+        out.append(FieldError(field=field, message=err["msg"], code=err["type"]))
+    return out
+
+
+def validate_event(raw: object, sector: Sector | None = None) -> ValidEvent | list[FieldError]:
+    """Validate one decoded CloudEvent (structured-mode JSON object).
+
+    Returns the validated event, or every problem found: envelope errors first; data errors
+    only once the envelope and type are valid (the type decides the data model). When
+    ``sector`` is given, types of other sectors are rejected.
+    """
+    if not isinstance(raw, dict):
+        return [FieldError("(event)", "a CloudEvent must be a JSON object", "type_error")]
+    try:
+        envelope = CloudEventEnvelope.model_validate(raw)
+    except ValidationError as exc:
+        return _errors(exc)
+    spec = spec_for(envelope.type)
+    if spec is None:
+        return [FieldError("type", f"unknown event type {envelope.type!r}", "unknown_type")]
+    if sector is not None and spec.sector is not sector:
+        return [
+            FieldError(
+                "type",
+                f"type {envelope.type!r} belongs to sector {spec.sector.value!r}, "
+                f"not {sector.value!r}",
+                "wrong_sector",
+            )
+        ]
+    try:
+        data = spec.model.model_validate(envelope.data)
+    except ValidationError as exc:
+        return _errors(exc, prefix="data.")
+    return ValidEvent(envelope=envelope, spec=spec, data=data)

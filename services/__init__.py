@@ -1,0 +1,1 @@
+"""Deployable services: one package each, plus the small shared ``runtime``."""

@@ -1,0 +1,1 @@
+"""The culture sector service: CloudEvents in, durable culture events in Kafka out."""

@@ -1,0 +1,1 @@
+"""The education sector service: CloudEvents in, durable education events in Kafka out."""

@@ -1,0 +1,1 @@
+"""The health sector service: CloudEvents in, durable health events in Kafka out."""

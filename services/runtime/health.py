@@ -1,0 +1,99 @@
+"""Liveness, readiness and Prometheus metrics endpoints, the same for every service."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def health_router(checks: Callable[[], dict[str, ReadinessCheck]]) -> APIRouter:
+    """``/healthz`` (process alive), ``/readyz`` (every dependency reachable), ``/metrics``.
+
+    ``checks`` is called per request so the app can supply checks built in its lifespan.
+    """
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get(
+        "/readyz",
+        summary="Every dependency (broker, database) is reachable",
+        responses={503: {"description": "A dependency is not reachable"}},
+    )
+    async def readyz() -> JSONResponse:
+        named = checks()
+        results = await asyncio.gather(*(_bounded(check) for check in named.values()))
+        status = dict(zip(named, results, strict=True))
+        ready = bool(status) and all(status.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": status},
+            status_code=200 if ready else 503,
+            headers={} if ready else {"Retry-After": "2"},
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _bounded(check: ReadinessCheck, timeout_s: float = 3.0) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await check()
+    except Exception:
+        return False
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency per route template (not per raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)
+
+
+def install_operations(app: FastAPI, checks: Callable[[], dict[str, ReadinessCheck]]) -> None:
+    """Add the health router and the metrics middleware to an app."""
+    app.include_router(health_router(checks))
+    app.add_middleware(MetricsMiddleware)

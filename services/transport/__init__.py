@@ -1,0 +1,1 @@
+"""The transport sector service: CloudEvents in, durable transport events in Kafka out."""
