@@ -28,29 +28,59 @@ from .launcher import (
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m infra.apache_kafka", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", dest="kafka_version", default=None,
-                   help="Kafka version (default: $SMARTCITY_KAFKA_VERSION or %(prog)s default)")
+    p = argparse.ArgumentParser(
+        prog="python -m infra.apache_kafka",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--version",
+        dest="kafka_version",
+        default=None,
+        help="Kafka version (default: $SMARTCITY_KAFKA_VERSION or %(prog)s default)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     sub.add_parser("fetch", help="download the Kafka jars (cached) and print the lib dir")
 
     r = sub.add_parser("run", help="run Kafka in the foreground until SIGINT/SIGTERM")
-    r.add_argument("--port", type=int, default=9092,
-                   help="client port of node 1; node i uses port+i-1 (0 = any free ports)")
-    r.add_argument("--controller-port", type=int, default=0,
-                   help="controller port of node 1; node i uses +i-1 (default 0 = free ports)")
-    r.add_argument("--data-dir", type=Path, default=None,
-                   help="data directory (kept); default: a temp dir removed on exit")
+    r.add_argument(
+        "--port",
+        type=int,
+        default=9092,
+        help="client port of node 1; node i uses port+i-1 (0 = any free ports)",
+    )
+    r.add_argument(
+        "--controller-port",
+        type=int,
+        default=None,
+        help="controller port of node 1; node i uses +i-1 (default: --port + 1000, or free "
+        "ports with --port 0). Keep it stable to restart from the same --data-dir: the KRaft "
+        "voter set records controller endpoints at format time",
+    )
+    r.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (kept); default: a temp dir removed on exit",
+    )
     r.add_argument("--nodes", type=int, default=1, help="number of nodes (1 or 3; default 1)")
     r.add_argument("--cluster-id", default=None, help="cluster id for a fresh data dir")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
-    r.add_argument("--stop-timeout", type=float, default=10.0,
-                   help="seconds to wait for a clean stop before SIGKILL")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra broker property (repeatable)")
+    r.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a clean stop before SIGKILL",
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra broker property (repeatable)",
+    )
     return p
 
 
@@ -85,23 +115,38 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     ports = _ports(args.port, args.nodes)
-    cports = _ports(args.controller_port, args.nodes)
+    cport = args.controller_port
+    if cport is None:
+        cport = 0 if args.port == 0 else args.port + 1000
+    cports = _ports(cport, args.nodes)
     target: KafkaNode | KafkaCluster
     if args.nodes == 1:
-        target = KafkaNode(data_dir, port=ports[0], controller_port=cports[0],
-                           cluster_id=args.cluster_id, extra_config=extra,
-                           version=args.kafka_version)
+        target = KafkaNode(
+            data_dir,
+            port=ports[0],
+            controller_port=cports[0],
+            cluster_id=args.cluster_id,
+            extra_config=extra,
+            version=args.kafka_version,
+        )
     else:
-        target = KafkaCluster(data_dir, nodes=args.nodes, ports=ports, controller_ports=cports,
-                              cluster_id=args.cluster_id, extra_config=extra,
-                              version=args.kafka_version)
+        target = KafkaCluster(
+            data_dir,
+            nodes=args.nodes,
+            ports=ports,
+            controller_ports=cports,
+            cluster_id=args.cluster_id,
+            extra_config=extra,
+            version=args.kafka_version,
+        )
     try:
         target.start()
         target.wait_ready(timeout=args.timeout)
         print(f"KAFKA_BOOTSTRAP_SERVERS={target.bootstrap}", flush=True)
         while not stop.is_set():
             running = (
-                target.is_running() if isinstance(target, KafkaNode)
+                target.is_running()
+                if isinstance(target, KafkaNode)
                 else len(target.running_nodes()) == args.nodes
             )
             if not running:
@@ -120,8 +165,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.cmd == "fetch":
         try:
             print(ensure_classpath(kafka_version(args.kafka_version)), flush=True)
