@@ -79,6 +79,7 @@ CREATE TABLE consumer_offsets (
     topic           text NOT NULL,
     partition       integer NOT NULL,
     next_offset     bigint NOT NULL,
+    topic_id        text,           -- the topic's id when the offset was stored (reset detection)
     generation      bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer_group, topic, partition)
@@ -87,7 +88,7 @@ CREATE TABLE consumer_offsets (
 -- Deduplication: one row per (source, id) counted, keyed by a 128-bit digest of the pair.
 -- Rows older than the dedupe horizon are deleted by the aggregator's housekeeping.
 CREATE TABLE seen_events (
-    event_key   uuid PRIMARY KEY,
+    event_key   bytea PRIMARY KEY,       -- 16-byte BLAKE2b digest of source NUL id
     first_seen  date NOT NULL
 );
 CREATE INDEX seen_events_first_seen ON seen_events (first_seen);
