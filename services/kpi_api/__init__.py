@@ -1,0 +1,1 @@
+"""The operators' KPI API and dashboard."""

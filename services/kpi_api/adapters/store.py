@@ -1,0 +1,203 @@
+"""PostgreSQL reads of the KPI API: summed counters per unit and period, series buckets,
+live dossier counts, overdue dossiers and projects. Parametrised SQL only."""
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+import asyncpg
+
+from schemas.metrics import LIVE_METRICS
+from services.kpi_api.domain.periods import VN, Granularity, decompose
+
+Totals = dict[str, int]
+
+# An open dossier is overdue when asked for supplements more than once, or when now is past
+# its due time extended by the time it waited for supplements (a running pause included).
+# Must agree with services.aggregator.domain.dossiers.DossierState.overdue_at (a test checks).
+OVERDUE_SQL = """(d.supplement_count > 1 OR $NOW > d.due_at + make_interval(secs =>
+    d.paused_seconds + CASE WHEN d.pause_started_at IS NULL THEN 0
+                            ELSE GREATEST(0, EXTRACT(EPOCH FROM ($NOW - d.pause_started_at))) END))"""
+
+_TOTALS_SQL = """
+SELECT unit_code, metric, sum(value)::int8 AS value FROM (
+    SELECT unit_code, metric, value FROM counters_monthly
+     WHERE unit_code = ANY($1::text[]) AND metric = ANY($2::text[])
+       AND ($3::text IS NULL OR sector = $3) AND bucket >= $4 AND bucket < $5
+    UNION ALL
+    SELECT unit_code, metric, value FROM counters_daily
+     WHERE unit_code = ANY($1::text[]) AND metric = ANY($2::text[])
+       AND ($3::text IS NULL OR sector = $3)
+       AND ((bucket >= $6 AND bucket < $7) OR (bucket >= $8 AND bucket < $9))
+    UNION ALL
+    SELECT unit_code, metric, value FROM counters_hourly
+     WHERE unit_code = ANY($1::text[]) AND metric = ANY($2::text[])
+       AND ($3::text IS NULL OR sector = $3)
+       AND ((bucket >= $10 AND bucket < $11) OR (bucket >= $12 AND bucket < $13))
+) AS pieces GROUP BY unit_code, metric"""
+
+_SERIES_SQL: dict[str, str] = {
+    "hour": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_hourly {w} GROUP BY 1, 2",
+    "day": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_daily {w} GROUP BY 1, 2",
+    "week": "SELECT date_trunc('week', bucket)::date AS b, metric, sum(value)::int8 FROM counters_daily {w} GROUP BY 1, 2",
+    "month": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
+    "quarter": "SELECT date_trunc('quarter', bucket)::date AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
+    "year": "SELECT date_trunc('year', bucket)::date AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
+}
+_SERIES_WHERE = (
+    "WHERE unit_code = $1 AND metric = ANY($2::text[]) AND ($3::text IS NULL OR sector = $3) "
+    "AND bucket >= $4 AND bucket < $5"
+)
+
+
+def _pad(ranges: Iterable[tuple[object, object]], empty: object, count: int = 2) -> list[object]:
+    flat: list[object] = []
+    for a, b in ranges:
+        flat += [a, b]
+    while len(flat) < 2 * count:
+        flat += [empty, empty]
+    return flat
+
+
+def _bucket_start(value: dt.datetime | dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(VN)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=VN)
+
+
+class KpiStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def totals(
+        self,
+        units: list[str],
+        metrics: Iterable[str],
+        start: dt.datetime,
+        end: dt.datetime,
+        sector: str | None,
+        now: dt.datetime,
+        leaves: dict[str, list[str]] | None = None,
+    ) -> dict[str, Totals]:
+        """Summed counters per unit over [start, end). ``leaves`` maps each unit to itself and
+        its descendants - needed only when live dossier counters are asked for."""
+        wanted = set(metrics)
+        stored = sorted(wanted - set(LIVE_METRICS))
+        out: dict[str, Totals] = {u: {} for u in units}
+        pieces = decompose(start, end)
+        epoch_day, epoch = dt.date(1970, 1, 1), dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        month = pieces.months[0] if pieces.months else (epoch_day, epoch_day)
+        async with self.pool.acquire() as conn:
+            if stored:
+                rows = await conn.fetch(
+                    _TOTALS_SQL, units, stored, sector, month[0], month[1],
+                    *_pad(pieces.days, epoch_day), *_pad(pieces.hours, epoch),
+                )
+                for unit, metric, value in rows:
+                    out[unit][metric] = value
+            if wanted & set(LIVE_METRICS):
+                await self._live_totals(conn, out, leaves or {u: [u] for u in units}, start, end, sector, now)
+        return out
+
+    async def _live_totals(
+        self, conn: asyncpg.Connection, out: dict[str, Totals], leaves: dict[str, list[str]],
+        start: dt.datetime, end: dt.datetime, sector: str | None, now: dt.datetime,
+    ) -> None:
+        owners: dict[str, list[str]] = defaultdict(list)
+        for unit, codes in leaves.items():
+            for code in codes:
+                owners[code].append(unit)
+        rows = await conn.fetch(
+            f"""SELECT d.unit_code, count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$5')}) AS overdue,
+                       count(*) AS open
+                FROM dossiers d
+                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                  AND d.received_at >= $2 AND d.received_at < $3 AND ($4::text IS NULL OR d.sector = $4)
+                GROUP BY d.unit_code""",
+            sorted(owners), start, end, sector, now,
+        )
+        for code, overdue, open_ in rows:
+            for unit in owners[code]:
+                totals = out[unit]
+                totals["dossier.open_overdue"] = totals.get("dossier.open_overdue", 0) + overdue
+                totals["dossier.open_not_due"] = totals.get("dossier.open_not_due", 0) + open_ - overdue
+
+    async def series(
+        self,
+        unit: str,
+        leaves: list[str],
+        metrics: Iterable[str],
+        start: dt.datetime,
+        end: dt.datetime,
+        granularity: Granularity,
+        sector: str | None,
+        now: dt.datetime,
+    ) -> dict[dt.datetime, Totals]:
+        """Summed counters per bucket start (local time) for one unit over aligned [start, end)."""
+        wanted = set(metrics)
+        stored = sorted(wanted - set(LIVE_METRICS))
+        out: dict[dt.datetime, Totals] = defaultdict(dict)
+        if granularity == "hour":
+            lo, hi = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+        else:
+            lo, hi = start.date(), end.date()  # type: ignore[assignment]
+        async with self.pool.acquire() as conn:
+            if stored:
+                sql = _SERIES_SQL[granularity].format(w=_SERIES_WHERE)
+                for bucket, metric, value in await conn.fetch(sql, unit, stored, sector, lo, hi):
+                    out[_bucket_start(bucket)][metric] = value
+            if wanted & set(LIVE_METRICS):
+                rows = await conn.fetch(
+                    f"""SELECT date_trunc($6, d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh') AS b,
+                               count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$5')}) AS overdue,
+                               count(*) AS open
+                        FROM dossiers d
+                        WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                          AND d.received_at >= $2 AND d.received_at < $3
+                          AND ($4::text IS NULL OR d.sector = $4)
+                        GROUP BY 1""",
+                    leaves, start, end, sector, now, granularity,
+                )
+                for naive, overdue, open_ in rows:
+                    totals = out[naive.replace(tzinfo=VN)]
+                    totals["dossier.open_overdue"] = overdue
+                    totals["dossier.open_not_due"] = open_ - overdue
+        return dict(out)
+
+    async def overdue_dossiers(
+        self, leaves: list[str], now: dt.datetime, after: tuple[dt.datetime, str] | None, limit: int
+    ) -> list[asyncpg.Record]:
+        """Open dossiers past due now, oldest due first, keyset-paged on (due_at, dossier_id)."""
+        return await self.pool.fetch(
+            f"""SELECT d.dossier_id, d.sector, d.unit_code, d.procedure_code, d.channel,
+                       d.received_at, d.due_at, d.supplement_count, d.paused_seconds,
+                       d.pause_started_at
+                FROM dossiers d
+                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                  AND d.received_at IS NOT NULL AND {OVERDUE_SQL.replace('$NOW', '$2')}
+                  AND ($3::timestamptz IS NULL OR (d.due_at, d.dossier_id) > ($3, $4))
+                ORDER BY d.due_at, d.dossier_id LIMIT $5""",
+            leaves, now, after[0] if after else None, after[1] if after else "", limit,
+        )
+
+    async def overdue_counts(self, leaves: list[str], now: dt.datetime) -> dict[str, tuple[int, int]]:
+        """Per leaf unit: (open dossiers, of which overdue)."""
+        rows = await self.pool.fetch(
+            f"""SELECT d.unit_code, count(*) AS open,
+                       count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$2')}) AS overdue
+                FROM dossiers d
+                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                  AND d.received_at IS NOT NULL
+                GROUP BY d.unit_code""",
+            leaves, now,
+        )
+        return {r["unit_code"]: (r["open"], r["overdue"]) for r in rows}
+
+    async def projects(self, leaves: list[str], stage: str | None) -> list[asyncpg.Record]:
+        return await self.pool.fetch(
+            """SELECT project_id, sector, unit_code, title, stage, stage_changed_at,
+                      planned_completion, percent_complete, planned_percent, progress_reported_at
+               FROM projects WHERE unit_code = ANY($1::text[]) AND ($2::text IS NULL OR stage = $2)
+               ORDER BY project_id""",
+            leaves, stage,
+        )

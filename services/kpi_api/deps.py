@@ -1,0 +1,89 @@
+"""Dependencies of the KPI API routes: the request context, the operator and its scope.
+
+Scope rule (docs/architecture.md): an operator key is scoped to one unit and its
+descendants; a province key sees everything. Direct requests about a unit outside the
+scope answer 403. Rankings and scores are computed over every unit of the level - so ranks
+mean the same for everyone - but a scoped operator receives only the rows of units inside
+its scope (its own row, with its province-wide rank).
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from schemas.kpi import KpiRegistry
+from schemas.units import UnitRegistry
+from services.kpi_api.adapters.store import KpiStore
+from services.kpi_api.service import KpiService
+from services.runtime.auth import KeyStore, Principal
+from services.runtime.clock import Clock
+from services.runtime.problems import Forbidden, Unavailable
+from services.runtime.ratelimit import RateLimiter
+from services.runtime.units import RegistryCache
+
+
+@dataclass(slots=True)
+class ApiContext:
+    pool: asyncpg.Pool
+    keys: KeyStore
+    units: RegistryCache
+    kpis: KpiRegistry
+    clock: Clock
+    limiter: RateLimiter
+
+    def service(self) -> KpiService:
+        registry = self.units.registry
+        if registry is None:
+            raise Unavailable("the unit registry is not loaded yet")
+        return KpiService(KpiStore(self.pool), self.kpis, registry)
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ApiContext, Depends(get_context)]
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    principal: Principal
+    registry: UnitRegistry
+
+    @property
+    def scope(self) -> str:
+        assert self.principal.scope_unit is not None
+        return self.principal.scope_unit
+
+    def may_see(self, code: str) -> bool:
+        return self.registry.covers(self.scope, code)
+
+    def require(self, code: str) -> None:
+        if not self.may_see(code):
+            raise Forbidden(
+                f"this credential is scoped to unit {self.scope!r} and its descendants; "
+                f"unit {code!r} is outside it"
+            )
+
+
+async def get_operator(request: Request, ctx: ContextDep) -> Operator:
+    principal = await ctx.keys.authenticate(request.headers.get("authorization"))
+    if principal.kind != "operator":
+        raise Forbidden("sector-system (ingest) credentials cannot read KPIs")
+    ctx.limiter.acquire(principal.key_id)
+    registry = ctx.units.registry
+    if registry is None:
+        raise Unavailable("the unit registry is not loaded yet")
+    request.state.principal = principal
+    return Operator(principal, registry)
+
+
+OperatorDep = Annotated[Operator, Depends(get_operator)]
+
+
+def now(ctx: ApiContext) -> dt.datetime:
+    return ctx.clock.now()

@@ -1,0 +1,51 @@
+"""Open and overdue dossiers now; e-government projects."""
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from schemas.kpi_api import OverduePublic, ProjectsPublic
+from services.kpi_api.deps import ContextDep, OperatorDep, now
+from services.kpi_api.http import decode_cursor, encode_cursor, page, respond
+from services.kpi_api.routes.kpis import Limit
+from services.runtime.problems import InvalidQuery
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/v1/dossiers/overdue", response_model=OverduePublic, summary="Open dossiers past due now")
+async def overdue(request: Request, ctx: ContextDep, op: OperatorDep,
+                  unit: Annotated[str | None, Query(description="Default: the caller's scope")] = None,
+                  cursor: str | None = None, limit: Limit = 200) -> Response:
+    service = ctx.service()
+    code = unit or op.scope
+    service.unit(code)
+    op.require(code)
+    after = decode_cursor(cursor)
+    if after is not None:
+        try:
+            after = (dt.datetime.fromisoformat(after[0]), str(after[1]))
+        except (TypeError, ValueError, IndexError):
+            raise InvalidQuery("invalid cursor") from None
+    at = now(ctx)
+    per_unit, items = await service.overdue(code, at, after, limit)
+    nxt = encode_cursor([items[-1].due_at.isoformat(), items[-1].dossier_id]) if len(items) == limit else None
+    payload = OverduePublic(unit=code, as_of=at, per_unit=per_unit, items=items, next_cursor=nxt)  # type: ignore[arg-type]
+    return respond(request, payload, filename=f"overdue-{code}")
+
+
+@router.get("/v1/projects", response_model=ProjectsPublic, summary="E-government projects by stage, with schedule status")
+async def projects(request: Request, ctx: ContextDep, op: OperatorDep,
+                   stage: Annotated[str | None, Query(pattern="^(proposal|design|appraisal|in_progress|completed)$")] = None,
+                   unit: str | None = None, cursor: str | None = None, limit: Limit = 500) -> Response:
+    service = ctx.service()
+    code = unit or op.scope
+    service.unit(code)
+    op.require(code)
+    counts, rate, items = await service.projects(code, stage, now(ctx))
+    chunk, nxt = page(items, cursor, limit)
+    payload = ProjectsPublic(unit=code, stage=stage, counts_by_stage=counts, on_schedule_rate=rate,
+                             items=chunk, next_cursor=nxt)
+    return respond(request, payload, filename="projects")
