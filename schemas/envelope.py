@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.events.base import EventData
@@ -66,7 +67,9 @@ class CloudEventEnvelope(BaseModel):
     time: AwareDatetime = Field(description="When it happened (event time), RFC 3339.")
     unit: UnitCode
     subject: str | None = Field(default=None, max_length=128)
-    datacontenttype: Literal["application/json"] | None = None
+    datacontenttype: str | None = Field(
+        default=None, pattern=r"^application/json(\s*;.*)?$", description="application/json"
+    )
     dataschema: str | None = Field(default=None, max_length=512)
     traceparent: str | None = Field(default=None, max_length=55)
     tracestate: str | None = Field(default=None, max_length=512)
@@ -124,10 +127,14 @@ def validate_event(raw: object, sector: Sector | None = None) -> ValidEvent | li
     """
     if not isinstance(raw, dict):
         return [FieldError("(event)", "a CloudEvent must be a JSON object", "type_error")]
+    # Strict JSON validation: "yes" is not a boolean and "12" is not a number, so what is
+    # accepted - and published - always matches the generated JSON Schema.
     try:
-        envelope = CloudEventEnvelope.model_validate(raw)
-    except ValidationError as exc:
-        return _errors(exc)
+        envelope = CloudEventEnvelope.model_validate_json(orjson.dumps(raw), strict=True)
+    except (ValidationError, orjson.JSONEncodeError) as exc:
+        if isinstance(exc, ValidationError):
+            return _errors(exc)
+        return [FieldError("(event)", f"not encodable as JSON: {exc}", "json_error")]
     spec = spec_for(envelope.type)
     if spec is None:
         return [FieldError("type", f"unknown event type {envelope.type!r}", "unknown_type")]
@@ -141,7 +148,7 @@ def validate_event(raw: object, sector: Sector | None = None) -> ValidEvent | li
             )
         ]
     try:
-        data = spec.model.model_validate(envelope.data)
+        data = spec.model.model_validate_json(orjson.dumps(envelope.data), strict=True)
     except ValidationError as exc:
         return _errors(exc, prefix="data.")
     return ValidEvent(envelope=envelope, spec=spec, data=data)

@@ -1,11 +1,8 @@
 """Generate the contract artifacts under ``schemas/generated`` from the pydantic models.
 
-``python -m schemas.export`` (``make schemas``) writes them; ``--check`` compares them in
-memory with the committed files and exits 1 naming the stale ones; ``--baseline`` adds the
-schemas of event types not released yet to ``schemas/baseline/v<major>/`` and never
-rewrites a released one (``tests/unit/test_schema_evolution.py`` compares against them).
-
-Output is deterministic: sorted keys, 2-space indent, trailing newline, no timestamps.
+``python -m schemas.export`` (``make schemas``) writes them, deterministically; ``--check``
+compares in memory and exits 1 naming stale files; ``--baseline`` adds event types not yet
+released to ``schemas/baseline/v<major>/``, never rewriting a released schema.
 """
 
 import argparse
@@ -24,6 +21,7 @@ from schemas import SCHEMA_MAJOR_VERSION
 from schemas.envelope import CloudEventEnvelope, UnitCode
 from schemas.events import EVENT_SPECS, EventSpec, specs_of_sector
 from schemas.sectors import SECTORS, Sector
+from schemas.streams import DLQ_HEADERS, KpiUpdate
 from schemas.topics import TOPICS, TopicSpec, deadletter_topic, kpi_updates_topic, sector_topic
 
 JSON = dict[str, Any]
@@ -34,6 +32,7 @@ BASELINE = ROOT / "baseline" / f"v{SCHEMA_MAJOR_VERSION}"
 ID_BASE = "https://smartcity.thanhhoa.gov.vn/schemas"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING_VERSION = "0.4.0"
+AGGREGATOR = "kpi-aggregator"  # the application tag of the aggregator's operations
 
 # (artifact name, module with a module-level FastAPI ``app``). Importing a module builds its
 # app without running its lifespan; modules that do not exist yet are skipped.
@@ -51,25 +50,8 @@ REQUIRED_HEADERS: tuple[str, ...] = ("specversion", "id", "source", "type", "tim
 OPTIONAL_HEADERS: tuple[str, ...] = ("subject", "dataschema", "traceparent", "tracestate")
 
 
-class KpiUpdate(BaseModel):
-    """The counters of one (unit, sector) that a committed batch changed, and the span of
-    event hours they changed in (``services.aggregator.worker.kpi_updates``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    unit: UnitCode
-    sector: Sector
-    metrics: list[str] = Field(min_length=1, description="Changed counters (schemas.metrics).")
-    from_: AwareDatetime = Field(alias="from", description="Start of the first hour (UTC).")
-    to: AwareDatetime = Field(description="End of the last hour (UTC, exclusive).")
-
-
 def render(document: JSON) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _doc(model: type[BaseModel]) -> str:
-    return inspect.cleandoc(model.__doc__ or "")
 
 
 def _model(spec: EventSpec) -> type[BaseModel]:
@@ -120,7 +102,7 @@ def event_schema(spec: EventSpec) -> JSON:
         "$schema": DRAFT_2020_12,
         "$id": f"{ID_BASE}/events/{spec.type}.schema.json",
         "title": spec.type,
-        "description": _doc(_model(spec)),
+        "description": inspect.cleandoc(_model(spec).__doc__ or ""),
         "type": "object",
         "properties": props,
         "required": envelope["required"],
@@ -170,7 +152,7 @@ def event_headers(type_: str) -> JSON:
 
 def _event_message(spec: EventSpec) -> JSON:
     model = _model(spec)
-    doc = _doc(model)
+    doc = inspect.cleandoc(model.__doc__ or "")
     return {
         "name": spec.type,
         "title": f"{model.__name__} ({spec.sector.value})",
@@ -184,8 +166,7 @@ def _event_message(spec: EventSpec) -> JSON:
 
 
 def _dead_letter_message() -> JSON:
-    def header(description: str, **schema: Any) -> JSON:
-        return {"type": "string", "description": description, **schema}
+    number = {"type": "string", "pattern": "^[0-9]+$"}
     return {
         "name": "deadLetter",
         "title": "Dead letter",
@@ -193,18 +174,20 @@ def _dead_letter_message() -> JSON:
         "description": "The original record's key, value and headers, byte for byte, plus "
         "`dlq_*` headers saying why it was rejected and where it was read.",
         "contentType": "application/octet-stream",
-        "payload": {"description": "The original value: normally the event data as JSON, "
-                    "but a poison record may hold any bytes."},
+        "payload": {
+            "description": "The original value: normally the event data as JSON, "
+            "but a poison record may hold any bytes."
+        },
         "headers": {
             "type": "object",
             "description": "The original record's headers (normally the ce_* headers), plus:",
             "properties": {
-                "dlq_reason": header("Why it was rejected (at most 1000 bytes).", maxLength=1000),
-                "dlq_topic": header("The topic it was read from."),
-                "dlq_partition": header("Its partition (decimal).", pattern="^[0-9]+$"),
-                "dlq_offset": header("Its offset in that partition (decimal).", pattern="^[0-9]+$"),
+                "dlq_reason": {"type": "string", "maxLength": 1000, "description": DLQ_HEADERS["dlq_reason"]},
+                "dlq_topic": {"type": "string", "description": DLQ_HEADERS["dlq_topic"]},
+                "dlq_partition": {**number, "description": DLQ_HEADERS["dlq_partition"]},
+                "dlq_offset": {**number, "description": DLQ_HEADERS["dlq_offset"]},
             },
-            "required": ["dlq_reason", "dlq_topic", "dlq_partition", "dlq_offset"],
+            "required": sorted(DLQ_HEADERS),
         },
         "bindings": _kafka_key({"type": ["string", "null"], "description": "The original key."}),
     }
@@ -215,7 +198,7 @@ def _kpi_update_message() -> JSON:
         "name": "kpiUpdate",
         "title": "KPI update",
         "summary": "Counters of one (unit, sector) changed.",
-        "description": _doc(KpiUpdate),
+        "description": inspect.cleandoc(KpiUpdate.__doc__ or ""),
         "contentType": "application/json",
         "payload": _inline(KpiUpdate.model_json_schema(by_alias=True)),
         "bindings": _kafka_key(),
@@ -224,8 +207,11 @@ def _kpi_update_message() -> JSON:
 
 def _channel(topic: TopicSpec) -> JSON:
     config = {"cleanup.policy": [topic.cleanup_policy], "retention.ms": topic.retention_ms}
-    kafka: JSON = {"bindingVersion": KAFKA_BINDING_VERSION, "partitions": topic.partitions,
-                   "topicConfiguration": config}
+    kafka: JSON = {
+        "bindingVersion": KAFKA_BINDING_VERSION,
+        "partitions": topic.partitions,
+        "topicConfiguration": config,
+    }
     if topic.replication_factor is not None:
         kafka["replicas"] = topic.replication_factor
     return {
@@ -253,21 +239,19 @@ def asyncapi_document() -> JSON:
     for sector in SECTORS:
         topic, types = sector_topic(sector), [s.type for s in specs_of_sector(sector)]
         channels[topic]["messages"] = {t: {"$ref": f"#/components/messages/{t}"} for t in types}
-        name = sector.value.capitalize()
-        operations[f"send{name}Events"] = _operation(
-            "send", topic, types, f"{sector.value}-service",
-            f"The {sector.value} service publishes every accepted event, keyed by unit.",
-        )
+        name, app = sector.value.capitalize(), f"{sector.value}-service"
+        send = f"The {sector.value} service publishes every accepted event, keyed by unit."
+        receive = f"The aggregator counts {sector.value} events into the KPI counters."
+        operations[f"send{name}Events"] = _operation("send", topic, types, app, send)
         operations[f"receive{name}Events"] = _operation(
-            "receive", topic, types, "kpi-aggregator",
-            f"The aggregator counts {sector.value} events into the KPI counters.",
+            "receive", topic, types, AGGREGATOR, receive
         )
     for topic, message, operation, summary in (
         (deadletter_topic(), "deadLetter", "sendDeadLetters", "Records it cannot process."),
         (kpi_updates_topic(), "kpiUpdate", "sendKpiUpdates", "What each committed batch changed."),
     ):
         channels[topic]["messages"] = {message: {"$ref": f"#/components/messages/{message}"}}
-        operations[operation] = _operation("send", topic, [message], "kpi-aggregator", summary)
+        operations[operation] = _operation("send", topic, [message], AGGREGATOR, summary)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -295,7 +279,8 @@ def artifacts() -> dict[str, str]:
 def _differences(files: dict[str, str], root: Path) -> tuple[list[str], list[str]]:
     """(files missing or different under ``root``, JSON files there no longer generated)."""
     changed = [
-        name for name, text in sorted(files.items())
+        name
+        for name, text in sorted(files.items())
         if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text
     ]
     orphans = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - files.keys()
@@ -304,8 +289,7 @@ def _differences(files: dict[str, str], root: Path) -> tuple[list[str], list[str
 
 def stale_files(root: Path = GENERATED) -> list[str]:
     """Committed files that differ from a fresh generation (compared in memory)."""
-    changed, orphans = _differences(artifacts(), root)
-    return changed + orphans
+    return [name for names in _differences(artifacts(), root) for name in names]
 
 
 def write(root: Path = GENERATED) -> list[str]:
@@ -346,10 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"schemas/generated: {len(write())} file(s) written or removed")
         return 0
     stale = stale_files()
-    for name in stale:
-        print(f"stale: schemas/generated/{name}")
-    if stale:
-        print("the generated contract artifacts are stale: run `make schemas`")
+    print("".join(f"stale: schemas/generated/{name}\n" for name in stale), end="")
+    print("contract artifacts are stale: run `make schemas`" if stale else "up to date")
     return 1 if stale else 0
 
 

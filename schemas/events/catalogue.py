@@ -5,6 +5,7 @@ its own type prefix (``vn.gov.thanhhoa.health.dossier.received``). Usage events 
 sector. The catalogue is built once at import; lookups are dictionary reads.
 """
 
+import builtins
 from dataclasses import dataclass
 
 from schemas.events.base import EventData
@@ -21,7 +22,7 @@ class EventSpec:
 
     type: str
     sector: Sector
-    model: type[EventData]
+    model: builtins.type[EventData]
 
     @property
     def entity(self) -> str:

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge, Histogram
 
 from schemas.sectors import SECTORS
+from schemas.streams import KpiUpdate
 from schemas.topics import deadletter_topic, kpi_updates_topic, sector_topic
 from schemas.units import UnitRegistry
 from services.aggregator.adapters.store import CounterStore, PartitionInfo, StaleAssignment
@@ -74,7 +75,7 @@ def record_of(message: Message) -> Record:
     )
 
 
-def kpi_updates(effects: Effects) -> list[dict[str, object]]:
+def kpi_updates(effects: Effects) -> list[KpiUpdate]:
     """Group touched counters by (unit, sector) for the kpi-updates topic."""
     grouped: dict[tuple[str, str], tuple[set[str], list[int]]] = {}
     for unit, sector, metric, hour in effects.touched:
@@ -82,13 +83,7 @@ def kpi_updates(effects: Effects) -> list[dict[str, object]]:
         metrics.add(metric)
         hours.append(hour)
     return [
-        {
-            "unit": unit,
-            "sector": sector,
-            "metrics": sorted(metrics),
-            "from": dt.datetime.fromtimestamp(min(hours) * 3600, dt.UTC).isoformat(),
-            "to": dt.datetime.fromtimestamp((max(hours) + 1) * 3600, dt.UTC).isoformat(),
-        }
+        KpiUpdate.of(unit, sector, metrics, hours)
         for (unit, sector), (metrics, hours) in sorted(grouped.items())
     ]
 
@@ -99,7 +94,8 @@ def dead_letter(poison: Poison, topic: str) -> OutgoingMessage:
     record = poison.record
     headers = list(record.headers or [])
     headers += [
-        ("dlq_reason", poison.reason.encode()[:1000]),
+        # cut at 1000 bytes without splitting a UTF-8 character
+        ("dlq_reason", poison.reason.encode()[:1000].decode("utf-8", "ignore").encode()),
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),
         ("dlq_offset", str(record.offset).encode()),
@@ -352,8 +348,8 @@ class Aggregator:
         messages = [
             OutgoingMessage(
                 topic=self.updates_topic,
-                key=update["unit"].encode(),
-                value=orjson.dumps(update),
+                key=update.unit.encode(),
+                value=update.model_dump_json(by_alias=True).encode(),
                 headers=[],
             )
             for update in kpi_updates(effects)

@@ -104,7 +104,14 @@ def apply(state: DossierState, data: EventData, at: dt.datetime, sector: str, un
         paused = max(0, round((at - state.pause_started_at).total_seconds()))
         return replace(state, paused_seconds=state.paused_seconds + paused, pause_started_at=None)
     if isinstance(data, ev.DossierResolved):
-        return replace(state, resolved_at=at, e_result=data.e_result, pause_started_at=None)
+        # resolved while waiting for a supplement: the wait up to now is excluded too
+        waited = 0
+        if state.pause_started_at is not None:
+            waited = max(0, round((at - state.pause_started_at).total_seconds()))
+        return replace(
+            state, resolved_at=at, e_result=data.e_result, pause_started_at=None,
+            paused_seconds=state.paused_seconds + waited,
+        )
     if isinstance(data, ev.DossierPaid):
         return replace(state, paid_online=bool(state.paid_online) or data.online)
     if isinstance(data, ev.DossierRated):
