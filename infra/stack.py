@@ -52,8 +52,10 @@ class StackSettings(BaseSettings):
         "district-level units of 2020, abolished on 1 July 2025, so the dev stack lives in May "
         "2025. Set to the real time (and load current units) in production.",
     )
-    simulator_rate: float = Field(default=200.0, description="Live events/s of the simulator.")
-    simulator_backfill_days: float = Field(default=14.0, description="History generated at start.")
+    simulator_rate: float = Field(
+        default=6000.0, description="Simulator events per hour (weekly mean; office hours busier)."
+    )
+    simulator_backfill_days: float = Field(default=3.0, description="History sent at start.")
     simulator: bool = True
     ready_timeout_s: float = 60.0
 
@@ -201,6 +203,9 @@ class Stack:
             self.services.append(service)
         if self.settings.simulator and _exists("services.simulator"):
             sim_env = dict(env, SIMULATOR_CREDENTIALS_FILE=str(credentials))
+            for service in self.services:
+                if service.name in ("education", "health", "transport", "culture"):
+                    sim_env[f"SIMULATOR_{service.name.upper()}_URL"] = f"http://127.0.0.1:{service.port}"
             service = ServiceProcess(
                 "simulator",
                 "services.simulator",
@@ -258,16 +263,35 @@ class Stack:
         if self.postgres is not None:
             self.postgres.stop()
 
+    def write_state(self) -> None:
+        """Record what runs where (``.smartcity/stack.json``) for operators and tests."""
+        state = {
+            "supervisor_pid": os.getpid(),
+            "kafka_bootstrap": self.bootstrap,
+            "database_url": self.dsn,
+            "broker_pid": self.broker.proc.pid if self.broker and self.broker.proc else None,
+            "postgres_pid": self.postgres.proc.pid if self.postgres and self.postgres.proc else None,
+            "services": {
+                s.name: {"pid": s.proc.pid if s.proc else None, "port": s.port, "restarts": s.restarts}
+                for s in self.services
+            },
+        }
+        path = self.data / "stack.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(path)
+
     def banner(self, credentials: Path, ready: dict[str, bool]) -> str:
         lines = ["", "Thanh Hoa smart-city KPI stack is up.", ""]
         for service in self.services:
             if service.port:
                 mark = "ready" if ready.get(service.name) else "NOT READY (see its log)"
                 lines.append(f"  {service.name:<10} http://127.0.0.1:{service.port}   {mark}")
-        if any(s.name == "kpi_api" for s in self.services):
+        api = next((s for s in self.services if s.name == "kpi_api"), None)
+        if api is not None:
             lines.append("")
-            lines.append("  Dashboard:  http://127.0.0.1:8000/   (paste the operator key)")
-            lines.append("  API docs:   http://127.0.0.1:8000/docs")
+            lines.append(f"  Dashboard:  http://127.0.0.1:{api.port}/   (paste the operator key)")
+            lines.append(f"  API docs:   http://127.0.0.1:{api.port}/docs")
         lines += [
             "",
             f"  Kafka:       {self.bootstrap}",
@@ -299,10 +323,12 @@ def main() -> int:
         credentials = stack.write_dev_credentials()
         stack.start_services(credentials)
         ready = stack.wait_ready()
+        stack.write_state()
         print(stack.banner(credentials, ready), flush=True)  # noqa: T201 - CLI output
         while True:
             stack.watch_servers()
             stack.watch_services()
+            stack.write_state()
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping…", flush=True)  # noqa: T201

@@ -8,6 +8,7 @@ the event loop once, not once per message, which keeps publishing at ~100k+ mess
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,6 +104,7 @@ class DurableProducer:
             "reconnect.backoff.max.ms": 1000,
         }
         self._producer = Producer(self._conf)
+        self._recreated_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
@@ -114,13 +116,18 @@ class DurableProducer:
                 producer = self._producer
             producer.poll(0.05)
 
-    def _recreate(self) -> None:
-        """Replace a producer that hit a fatal (idempotence) error with a fresh one."""
+    def _recreate(self, reason: str) -> None:
+        """Replace the producer with a fresh one (new producer id). Messages still queued in
+        the old one are purged and reported failed - none of them was acknowledged."""
         with self._lock:
+            if time.monotonic() - self._recreated_at < 2.0:
+                return  # another request just did it
             old = self._producer
             self._producer = Producer(self._conf)
+            self._recreated_at = time.monotonic()
         old.purge()
-        log.warning("kafka producer recreated after a fatal error")
+        old.poll(0)
+        log.warning("kafka producer recreated", reason=reason)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[KafkaError | None]:
         """Send every message; return one delivery error (or None) per message, in order.
@@ -152,7 +159,12 @@ class DurableProducer:
                     raise BrokerUnavailable(str(exc)) from exc
         await batch.done
         if any(err is not None and err.fatal() for err in batch.errors):
-            await asyncio.to_thread(self._recreate)
+            await asyncio.to_thread(self._recreate, "fatal idempotence error")
+        elif any(err is not None and err.code() == KafkaError._MSG_TIMED_OUT for err in batch.errors):
+            # A broker that restarted empty (the embedded broker) no longer knows our producer
+            # id and rejects every epoch librdkafka bumps locally; a new producer asks for a
+            # new id. Against Apache Kafka this only costs a reconnect.
+            await asyncio.to_thread(self._recreate, "deliveries timed out")
         return batch.errors
 
     def topics(self, timeout_s: float = 2.0) -> set[str]:

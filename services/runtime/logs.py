@@ -48,5 +48,7 @@ def configure_logging(service: str, level: str = "INFO", json_output: bool = Tru
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's access log is one line per request; the services count requests in metrics.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # uvicorn's access log is one line per request (the services count requests in metrics);
+    # kafka-python and httpx narrate every connection at INFO.
+    for noisy in ("uvicorn.access", "kafka", "httpx", "httpcore", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.<name>``; each prints one JSON object as its last line."""
