@@ -126,8 +126,8 @@ def test_resume_without_an_open_pause_excludes_nothing():
 
 def test_resolving_during_an_open_pause_excludes_the_waiting_time():
     """Not overdue a second before resolution (the clock stood still) must not turn into
-    "late" at resolution. (Fails at HEAD 2735b5a, where DossierResolved dropped the open
-    pause; fixed by the uncommitted change in the working tree.)"""
+    "late" at resolution. (Failed at 2735b5a, where DossierResolved dropped the open pause;
+    fixed in 5de1fd3.)"""
     due = T0 + 10 * DAY
     paused = run([(received(due), T0), (REQUESTED, T0 + 9 * DAY)])
     at = T0 + 12 * DAY  # 9 working days elapsed, 3 days waiting for the citizen
