@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.events.base import EventData
 from schemas.events.catalogue import EventSpec, spec_for
 from schemas.sectors import Sector
+from schemas.units import local_date
 
 UnitCode = Annotated[
     str,
@@ -51,10 +52,13 @@ class CloudEventEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=128, description="Unique with `source`.")
+    id: str = Field(
+        min_length=1, max_length=128, pattern=r"^[^\x00]*$", description="Unique with `source`."
+    )
     source: str = Field(
         min_length=1,
         max_length=256,
+        pattern=r"^[^\x00]*$",
         description="URI-reference of the emitting sector system instance.",
         examples=["/thanhhoa/health/his/bv-da-khoa-tinh"],
     )
@@ -74,6 +78,15 @@ class CloudEventEnvelope(BaseModel):
     traceparent: str | None = Field(default=None, max_length=55)
     tracestate: str | None = Field(default=None, max_length=512)
     data: dict[str, Any]
+
+    @field_validator("time")
+    @classmethod
+    def _representable(cls, value: dt.datetime) -> dt.datetime:
+        try:
+            local_date(value)
+        except OverflowError:
+            raise ValueError("time is outside the supported range") from None
+        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
-        if bucket.tokens < cost:
+        if bucket.tokens + 1e-9 < cost:  # float refill must not refuse an honoured Retry-After
             wait = math.ceil((cost - bucket.tokens) / self.rate)
             raise RateLimited(f"rate limit of {self.rate:g} requests/s exceeded", max(1, wait))
         bucket.tokens -= cost

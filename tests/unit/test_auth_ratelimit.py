@@ -189,10 +189,6 @@ def test_never_more_than_burst_plus_rate_times_elapsed(rate, burst, gaps):
     assert accepted <= burst + rate * (clock.now - 1000.0) + 1e-6
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Retry-After = ceil(missing / rate) is computed in floating point; with rate 0.3 and "
-    "0.1 tokens it says 3 s, but after 3 s the bucket holds 0.9999999999999999 tokens and the "
-    "retry is refused again"))
 def test_honouring_retry_after_succeeds_with_a_non_binary_rate():
     clock = Clock(0.0)
     limiter = RateLimiter(rate=0.3, burst=1, clock=clock)

@@ -87,10 +87,6 @@ def test_title_and_plan_survive_a_newer_stage_event_that_omits_them():
     assert state.planned_completion == dt.date(2026, 6, 30)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (order dependence): a stage event older than the current one is dropped whole, so a "
-    "planned_completion/title only it carries is lost when it arrives late; the project is then "
-    "never reported 'overdue'"))
 def test_an_older_stage_event_arriving_late_still_supplies_a_missing_plan():
     first = (stage("proposal", title="Cổng dữ liệu", planned_completion=dt.date(2025, 6, 30)), T0)
     second = (stage("design"), T0 + dt.timedelta(days=1))

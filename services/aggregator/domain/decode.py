@@ -75,7 +75,7 @@ class Decoder:
     def decode(self, record: Record) -> Decoded | Poison:
         try:
             return self._decode(record)
-        except (UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError, OverflowError) as exc:
             return Poison(record, f"undecodable record: {type(exc).__name__}: {exc}")
 
     def _decode(self, record: Record) -> Decoded | Poison:
@@ -107,6 +107,8 @@ class Decoder:
             return Poison(record, f"invalid data for {type_}: {loc}: {first['msg']}")
         id_ = h["ce_id"].decode()
         source = h["ce_source"].decode()
+        if "\x00" in id_ or "\x00" in source:  # NUL separates the two in the dedupe key
+            return Poison(record, "ce_id and ce_source must not contain NUL")
         return Decoded(
             record=record,
             event_key=event_key(source, id_),

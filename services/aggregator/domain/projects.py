@@ -28,7 +28,12 @@ class ProjectState:
 def apply(state: ProjectState, data: EventData, at: dt.datetime, sector: str, unit: str) -> ProjectState:
     if isinstance(data, ev.ProjectStageChanged):
         if state.stage_changed_at is not None and at < state.stage_changed_at:
-            return state
+            # an older stage arriving late does not win, but may still supply a missing plan
+            return replace(
+                state,
+                title=state.title or data.title,
+                planned_completion=state.planned_completion or data.planned_completion,
+            )
         return replace(
             state,
             sector=sector,
