@@ -205,6 +205,28 @@ def prepared_messages(events: list[dict[str, Any]], sector: str, topic: str) -> 
 # -- the run --------------------------------------------------------------------------------
 
 
+_PROFILED = """
+import cProfile, runpy, signal, sys
+profile = cProfile.Profile()
+def dump(*_):
+    profile.disable()
+    profile.dump_stats({out!r})
+    sys.exit(0)
+# uvicorn restores this handler after its graceful shutdown and re-raises SIGTERM to it.
+signal.signal(signal.SIGTERM, dump)
+sys.argv = ["{module}"]
+profile.enable()
+runpy.run_module("{module}", run_name="__main__")
+dump()
+"""
+
+
+def profiled(sector: str, out: Path) -> list[str]:
+    """The service's command line under cProfile (main thread: the event loop), dumping the
+    stats to ``out`` when it stops."""
+    return [sys.executable, "-c", _PROFILED.format(out=str(out.resolve()), module=f"services.{sector}")]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -291,13 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
         del messages
 
         service = Service(args.sector, srv.bootstrap, dsn, prefix, workdir)
-        if args.profile_out:
-            service_argv = [sys.executable, "-c",
-                            "import cProfile, runpy, sys; sys.argv = ['svc']; "
-                            f"cProfile.run(\"runpy.run_module('services.{args.sector}', run_name='__main__')\", "
-                            f"{str(Path(args.profile_out).resolve())!r})"]
-        else:
-            service_argv = None
+        service_argv = profiled(args.sector, Path(args.profile_out)) if args.profile_out else None
         say(f"starting the {args.sector} service")
         service.start(argv=service_argv)
         try:

@@ -2,6 +2,7 @@
 PostgreSQL - embedded by default, or the ones named by KAFKA_BOOTSTRAP_SERVERS and
 DATABASE_URL (CI runs the suites again against Apache Kafka)."""
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from tests.support.servers import Servers, fresh_database, scratch_dir, start_se
 def workdir() -> Iterator[Path]:
     path = scratch_dir()
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    if os.environ.get("SMARTCITY_KEEP_WORKDIR") != "1":  # keep logs for debugging when asked
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

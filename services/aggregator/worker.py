@@ -53,6 +53,7 @@ DEAD_LETTERS = Counter("aggregator_dead_letters_total", "Records sent to the dea
 LAG = Gauge("aggregator_consumer_lag", "Records behind the log end", ["topic", "partition"])
 STALE = Counter("aggregator_stale_batches_total", "Batches dropped after losing a partition")
 FAILED = Counter("aggregator_failed_batches_total", "Batches that failed to commit and were retried")
+ASSIGNED = Gauge("aggregator_assigned_partitions", "Partitions this process currently owns")
 
 
 class WorkerState(Enum):
@@ -152,12 +153,14 @@ class Aggregator:
             tp.offset = claim.start if claim.start >= 0 else OFFSET_BEGINNING
             self.positions[(tp.topic, tp.partition)] = (claim.generation, claim.start)
         consumer.assign(partitions)
+        ASSIGNED.set(len(partitions))
         self._rebalanced = True
         log.info("partitions assigned", partitions=sorted(f"{t}[{p}]@{o[1]}" for (t, p), o in self.positions.items()))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._rebalanced = True
         self.positions = {}
+        ASSIGNED.set(0)
         consumer.unassign()
         log.info("partitions revoked", count=len(partitions))
 
@@ -199,44 +202,64 @@ class Aggregator:
         return self._consumer.consume(count, timeout_s)  # type: ignore[no-any-return]
 
     async def run(self) -> None:
-        """Consume and commit until :meth:`stop` is called."""
+        """Consume and commit until :meth:`stop` is called.
+
+        Pipelined: while one batch commits (PostgreSQL works on another core), the next is
+        read and decoded. Commits stay strictly sequential - a batch is handed to
+        :meth:`_flush` only after the previous one finished - so offsets chain and entity
+        state is read after the previous batch wrote it. If a commit fails, the batch read
+        behind it is dropped too and reading restarts from the stored offsets.
+        """
         self._loop = asyncio.get_running_loop()
         self.state = WorkerState.RUNNING
         self._consumer = await self._loop.run_in_executor(self._executor, self._new_consumer)
         batch = self._new_batch()
         decoder = Decoder(self.registry())
+        in_flight: asyncio.Task[bool] | None = None
         last_lag = 0.0
         try:
             while self.state is WorkerState.RUNNING:
+                if in_flight is not None and in_flight.done():
+                    committed, in_flight = in_flight.result(), None
+                    if not committed:
+                        batch = self._new_batch()
+                        await self._rewind()
                 room = self.settings.batch_max_records - batch.size
-                wait = 0.05 if batch.size else 0.5
+                wait = 0.05 if batch.size or in_flight else 0.5
                 messages = await self._loop.run_in_executor(self._executor, self._consume, room, wait)
                 if self._rebalanced:
                     self._rebalanced = False
                     batch = self._new_batch()  # records read before the rebalance are re-read
                     decoder = Decoder(self.registry())
+                positions = self.positions
                 for message in messages:
                     error = message.error()
                     if error is not None:
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("consumer error", error=str(error))
                         continue
-                    if (message.topic(), message.partition()) not in self.positions:
-                        continue
-                    batch.add(decoder.decode(record_of(message)))
+                    if (message.topic(), message.partition()) in positions:
+                        batch.add(decoder.decode(record_of(message)))
                 if batch.should_flush():
-                    if await self._flush(batch):
-                        batch = self._new_batch()
-                    else:
-                        batch = self._new_batch()
-                        await self._rewind()
+                    if in_flight is not None:
+                        committed, in_flight = await in_flight, None
+                        if not committed:
+                            batch = self._new_batch()
+                            await self._rewind()
+                            continue
+                    in_flight = asyncio.create_task(self._flush(batch), name="flush")
+                    batch = self._new_batch()
                 if time.monotonic() - last_lag > 5:
                     last_lag = time.monotonic()
                     await self._loop.run_in_executor(self._executor, self._update_lag)
+            if in_flight is not None and not await in_flight:
+                batch = self._new_batch()
             if batch.size and self.positions:
                 await self._flush(batch)
         finally:
             self.state = WorkerState.STOPPING
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()
             await self._loop.run_in_executor(self._executor, self._close_consumer)
             self._executor.shutdown(wait=True)
             self.state = WorkerState.STOPPED

@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from infra.migrate import reference_units
@@ -77,6 +78,18 @@ def aggregator(servers: Servers, dsn: str, prefix: str, workdir: Path, **extra: 
     return ServiceProcess("services.aggregator", env, "AGGREGATOR_PORT", workdir)
 
 
+async def assigned_partitions(process: ServiceProcess) -> float:
+    async with httpx.AsyncClient() as client:
+        try:
+            text = (await client.get(f"{process.url}/metrics", timeout=2)).text
+        except httpx.HTTPError:
+            return 0.0
+    for line in text.splitlines():
+        if line.startswith("aggregator_assigned_partitions "):
+            return float(line.split()[1])
+    return 0.0
+
+
 async def assert_matches_ground_truth(dsn: str, events: list[dict[str, object]]) -> None:
     expected = expected_counters(events, REGISTRY)  # type: ignore[arg-type]
     stored = await stored_counters(dsn)
@@ -130,21 +143,29 @@ async def test_two_aggregators_share_partitions_through_rebalances(
     servers: Servers, dsn: str, workdir: Path
 ) -> None:
     events = simulate(200_000 if FULL else 120_000, seed=12)
+    first_half, second_half = events[: len(events) // 2], events[len(events) // 2 :]
     prefix = new_prefix()
     provision(servers.bootstrap, prefix)
-    fill(servers.bootstrap, prefix, events)
-    ends = log_ends(servers, prefix)
     first = aggregator(servers, dsn, prefix, workdir)
     second = aggregator(servers, dsn, prefix, workdir)
     first.start()
     second.start()
+    owns = assigned_partitions
     try:
+        # both members own partitions before any event exists
+        for member in (first, second):
+            await eventually(lambda m=member: owns(m), lambda n: n > 0, timeout_s=90, what="both own partitions")
+        fill(servers.bootstrap, prefix, first_half)
+        ends = log_ends(servers, prefix)
         await eventually(lambda: committed(dsn), lambda d: fraction_done(d, ends) >= 0.3,
                          timeout_s=120, every_s=0.02, what="30% committed")
-        second.kill()  # its partitions move to the first (rebalance one way) …
-        await eventually(lambda: committed(dsn), lambda d: fraction_done(d, ends) >= 0.6,
-                         timeout_s=120, every_s=0.02, what="60% committed")
-        second.start()  # … and back when it returns (rebalance the other way)
+        second.kill()  # rebalance one way: the survivor takes every partition over …
+        await eventually(lambda: owns(first), lambda n: n == 32, timeout_s=90, what="first owns all 32 partitions")
+        fill(servers.bootstrap, prefix, second_half)
+        ends = log_ends(servers, prefix)
+        second.start()  # … and back when the second returns, with work still to do
+        await eventually(lambda: owns(second), lambda n: n > 0, timeout_s=90, what="second owns partitions again")
+        assert fraction_done(await committed(dsn), ends) < 1.0, "the rebalance back happened mid-run"
         await wait_caught_up(dsn, ends)
     finally:
         first.stop()

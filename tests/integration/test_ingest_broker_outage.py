@@ -243,16 +243,24 @@ async def test_broker_outage_answers_503_and_retried_events_land_exactly_once(
             await eventually(retry_pending, lambda left: left == 0, timeout_s=60, every_s=0.5,
                              what="every retried event accepted")
 
-        # 6. Every event is in the topic exactly once: what was accepted before the crash
-        # survived it, and no 503 attempt left a copy behind.
+        # 6. Every event accepted is in the topic; every event is there exactly once, with
+        # one exception the contract cannot rule out (see below).
         found = await asyncio.to_thread(ids_in_topic, bootstrap, topic)
-        assert set(found) == set(ledger.events)
-        duplicates = {i: (n, ledger.statuses[i]) for i, n in found.items() if n != 1}
-        assert not duplicates, f"events in the topic more than once (id: copies, statuses): {duplicates}"
-        retried = [i for i, s in ledger.statuses.items() if s[0] == "unavailable"]
-        assert len(retried) >= 32, "the outage made the service refuse events"
-        inflight_outcomes = Counter(tuple(ledger.statuses[i]) for i in inflight)
-        print(f"events {len(ledger.events)}, refused then retried {len(retried)}, "
-              f"in-flight outcomes {dict(inflight_outcomes)}, batches {dict(batches_done)}")
+        assert set(found) == set(ledger.events), "an accepted event is missing, or a stranger is there"
+        refused = {i for i, s in ledger.statuses.items() if s[0] == "unavailable"}
+        assert len(refused) >= 32, "the outage made the service refuse events"
+        # Accepted at the first attempt, or refused while no broker process existed: exactly once.
+        certain = set(ledger.events) - (refused & set(inflight))
+        assert {i: found[i] for i in certain if found[i] != 1} == {}, "duplicated or lost"
+        # Refused because the broker stopped while they were in flight: librdkafka reports a
+        # message that times out in flight as failed, but the broker may have appended it
+        # without answering ("possibly persisted"; confluent-kafka does not expose that
+        # status). The retry then adds a second copy, which the aggregator drops by
+        # (source, id). Never more copies than attempts.
+        possibly_persisted = {i: found[i] for i in refused & set(inflight) if found[i] != 1}
+        assert all(n <= len(ledger.statuses[i]) for i, n in possibly_persisted.items())
+        print(f"\n[{stop}] events {len(ledger.events)}, refused then retried {len(refused)} "
+              f"({len(refused & set(inflight))} in flight at the stop), batches {dict(batches_done)}, "
+              f"duplicates of in-flight refusals (possibly persisted): {len(possibly_persisted)}")
     finally:
         service.stop()
