@@ -6,7 +6,7 @@ fresh prefix, creates an ingest key and starts ONE sector service as a real proc
 (``python -m services.transport`` by default). Then, in the same run:
 
 ``baseline_events_per_s``
-    The raw confluent-kafka producer with the service's producer settings (those of
+    The median of ``--baseline-runs`` runs of the raw confluent-kafka producer with the service's producer settings (those of
     ``DurableProducer``: idempotent, acks=all, linger 5 ms, …) producing the very messages
     the service produces for these events - same key, value and headers, pre-encoded by the
     service's own ``prepare`` - to the same broker, then ``flush``.
@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import statistics
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -245,6 +246,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-out", default=None,
                         help="run the service under cProfile and write its stats here "
                         "(slows the service: numbers are not comparable)")
+    parser.add_argument("--baseline-runs", type=int, default=3,
+                        help="raw producer runs; the median is the baseline")
     parser.add_argument("--skip-durable", action="store_true", help="skip the DurableProducer run")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     return parser.parse_args(argv)
@@ -258,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
     from services.runtime.kafka import DurableProducer
     from services.runtime.settings import KafkaSettings
 
+    load_before = round(os.getloadavg()[0], 2)  # other work on the machine skews the numbers
     with scratch(args.keep) as workdir, servers(workdir, args.bootstrap, args.database_url) as srv:
         broker = "tansu" if srv.broker == "tansu" else args.broker_kind
         say(f"broker {broker} at {srv.bootstrap}; PostgreSQL at {srv.admin_dsn}")
@@ -293,13 +297,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
         conf = dict(probe._conf)  # exactly the service's producer configuration
         probe.close()
         del probe
-        say(f"raw producer: {len(messages)} messages")
-        base_seconds = raw_producer_run(conf, messages)
-        baseline = len(messages) / base_seconds
-        stored = count_records(srv.bootstrap, sector_topic(args.sector, base_prefix))
-        if stored != len(messages) + 100:
-            raise RuntimeError(f"raw producer: topic holds {stored} records, not {len(messages)}")
-        say(f"raw producer: {baseline:,.0f} events/s ({base_seconds:.2f}s)")
+        baseline_runs = []
+        for run in range(args.baseline_runs):
+            raw_topic = sector_topic(args.sector, base_prefix)
+            if run:
+                raw_prefix = new_prefix(f"raw{run}")
+                provision(srv.bootstrap, raw_prefix)
+                raw_topic = sector_topic(args.sector, raw_prefix)
+            raw_messages = [dataclasses.replace(m, topic=raw_topic) for m in messages]
+            base_seconds = raw_producer_run(conf, raw_messages)
+            stored = count_records(srv.bootstrap, raw_topic)
+            if stored != len(messages) + 100:
+                raise RuntimeError(f"raw producer: topic holds {stored} records, not {len(messages) + 100}")
+            baseline_runs.append(len(messages) / base_seconds)
+            say(f"raw producer run {run + 1}: {baseline_runs[-1]:,.0f} events/s ({base_seconds:.2f}s)")
+        baseline = statistics.median(baseline_runs)
         durable = None
         if not args.skip_durable:
             durable_topic = sector_topic(args.sector, durable_prefix)
@@ -368,6 +380,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
             "failed_requests": batched["failed_requests"],
             "batch_p50_ms": round(percentile(batch_lat_ms, 50), 1),
             "batch_p99_ms": round(percentile(batch_lat_ms, 99), 1),
+            "baseline_runs_events_per_s": [round(x) for x in baseline_runs],
             "durable_producer_events_per_s": round(durable) if durable else None,
             "service_cpu_s_per_1k_events": round(cpu_service / batched["accepted"] * 1000, 4),
             "service_cpu_utilisation": round(cpu_service / batched["seconds"], 2),
@@ -375,6 +388,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
             "bytes_per_event": round(body_bytes / len(measured)),
             "single_requests": len(lat_ms),
             "cpus": os.cpu_count(),
+            "loadavg_1m_before": load_before,
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
             "profiled": bool(args.profile_out),
             **git_state(),
         }

@@ -51,16 +51,24 @@ def resolve_start(
     """Broker-reset rule: where to start reading a partition, and whether it was reset.
 
     - No stored offset: the start of the retained log.
-    - The topic id changed (topic deleted and recreated), or the log now ends below the
-      stored offset (a memory-only broker restarted empty): the log is a new one; read it
-      from its start instead of skipping it as "already seen".
+    - The topic id changed (the topic was deleted and recreated - which is also what an
+      empty, restarted embedded broker amounts to once its topics are provisioned again):
+      the log is a new one; read it from its start instead of skipping it as "already seen".
+    - No topic id known on one side: the log is taken as new when it now ends below the
+      stored offset. (Only a fallback: Tansu 0.6 reports a partition's end as the base
+      offset of its last record batch + 1, so its end offset is too low whenever that batch
+      holds several records; with a topic id that number is not needed.)
     - A stored offset below the log start (retention deleted unread records): the log start.
     - Otherwise the stored offset.
+    A false "reset" costs a re-read that deduplication makes harmless; a missed one would
+    skip events, which is why doubt resolves towards re-reading.
     """
     if stored is None:
         return info.low, False
-    recreated = stored_topic_id is not None and info.topic_id is not None and stored_topic_id != info.topic_id
-    if recreated or info.high < stored:
+    if stored_topic_id is not None and info.topic_id is not None:
+        if stored_topic_id != info.topic_id:
+            return info.low, True
+    elif info.high < stored:
         return info.low, True
     return max(stored, info.low), False
 

@@ -412,9 +412,12 @@ function renderRankingSummary(data, kpi) {
   const worst = ranked[ranked.length - 1];
   const spread = Math.abs(best.value - worst.value);
   const unit = kpi.unit;
+  const tied = (row) => ranked.filter((r) => r.rank === row.rank).length - 1;
+  const fact = (row) => [h("strong", {}, row.unit_name), ` ${formatValue(row.value, unit)}`,
+    tied(row) ? h("span", { class: "muted" }, ` (và ${tied(row)} đơn vị đồng hạng)`) : null];
   box.append(h("dl", { class: "facts" },
-    h("div", {}, h("dt", {}, "Tốt nhất"), h("dd", {}, h("strong", {}, best.unit_name), ` ${formatValue(best.value, unit)}`)),
-    h("div", {}, h("dt", {}, "Kém nhất"), h("dd", {}, h("strong", {}, worst.unit_name), ` ${formatValue(worst.value, unit)}`)),
+    h("div", {}, h("dt", {}, "Tốt nhất"), h("dd", {}, fact(best))),
+    h("div", {}, h("dt", {}, "Kém nhất"), h("dd", {}, fact(worst))),
     h("div", {}, h("dt", {}, "Chênh lệch"), h("dd", {}, unit === "%" ? `${formatNumber(spread, 1)} điểm %` : formatValue(spread, unit))),
     h("div", {}, h("dt", {}, "Đạt mục tiêu"), h("dd", {}, `${counts.green || 0}/${data.items.length} đơn vị`))));
 }
@@ -888,8 +891,11 @@ async function signIn(key) {
     showGlobalError("");
   } catch (err) {
     state.key = null;
-    sessionStorage.removeItem(KEY_STORAGE);
-    showSignIn(describe(err));
+    const refused = err instanceof ApiError && (err.status === 401 || err.status === 403);
+    if (refused) sessionStorage.removeItem(KEY_STORAGE);
+    showSignIn(`Không đăng nhập được – ${describe(err)}`);
+    // a server or network failure says nothing about the key: keep it for "Đăng nhập" again
+    if (!refused) $("#key-input").value = key;
   } finally {
     button.disabled = false;
   }

@@ -16,7 +16,7 @@ const UNITS_VI = {
   hours: "giờ",
   projects: "dự án",
   minutes: "phút",
-  "per 100 000": "/100.000 dân",
+  "per 100 000": "ca/100.000 dân",
   boardings: "lượt",
   entries: "lượt",
   loans: "lượt",
