@@ -45,9 +45,7 @@ def keys_create(
     kind: Annotated[str, typer.Option(help="ingest or operator")],
     label: Annotated[str, typer.Option(help="Who holds the key (system or person role).")],
     sector: Annotated[str | None, typer.Option(help="ingest: the sector it sends")] = None,
-    unit: Annotated[
-        list[str] | None, typer.Option(help="ingest: a unit it may send for (repeat); default all")
-    ] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="ingest: a unit it may send for (repeat); default all")] = None,
     scope: Annotated[str | None, typer.Option(help="operator: unit code it may read")] = None,
 ) -> None:
     """Create a key and print it once; only its salted hash is stored."""
@@ -62,7 +60,10 @@ def keys_create(
         conn = await asyncpg.connect(_dsn())
         try:
             issued = await create_key(
-                conn, kind=kind, label=label, sector=sector if kind == "ingest" else None,  # type: ignore[arg-type]
+                conn,
+                kind=kind,
+                label=label,
+                sector=sector if kind == "ingest" else None,  # type: ignore[arg-type]
                 units=unit or None if kind == "ingest" else None,
                 scope_unit=scope if kind == "operator" else None,
             )

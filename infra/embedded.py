@@ -125,8 +125,16 @@ class EmbeddedPostgres:
         if pgdata.exists():
             shutil.rmtree(pgdata)  # a half-initialised directory from an interrupted initdb
         subprocess.run(
-            [str(_postgres_bin() / "initdb"), "-D", str(pgdata), "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
+            [
+                str(_postgres_bin() / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "-U",
+                "postgres",
+            ],
             check=True,
             capture_output=True,
             user=self._user,
@@ -141,11 +149,16 @@ class EmbeddedPostgres:
         if self._user is not None:
             shutil.chown(sockets, self._user)
         options = [
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={sockets}",
-            "-c", "max_connections=200",
-            "-c", "shared_buffers=256MB",
-            "-c", "max_wal_size=2GB",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={sockets}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "max_wal_size=2GB",
         ]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]

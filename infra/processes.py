@@ -49,7 +49,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             user=user,
-            preexec_fn=_child_setup,  # noqa: PLW1509 - needed for pdeathsig and the group
+            preexec_fn=_child_setup,
         )
     finally:
         if not isinstance(out, int):
@@ -86,8 +86,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout_s: float, host: str = "127.0.0.1",
-                  proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout_s: float, host: str = "127.0.0.1", proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until ``host:port`` accepts connections; TimeoutError otherwise, RuntimeError if
     ``proc`` exits first."""
     deadline = time.monotonic() + timeout_s

@@ -164,13 +164,9 @@ class Stack:
                     await revoke_key(conn, row["key_id"], actor="stack")
                 ingest = {}
                 for sector in ("education", "health", "transport", "culture"):
-                    issued = await create_key(
-                        conn, kind="ingest", label=f"dev:{sector}", sector=sector, actor="stack"
-                    )
+                    issued = await create_key(conn, kind="ingest", label=f"dev:{sector}", sector=sector, actor="stack")
                     ingest[sector] = issued.key
-                operator = await create_key(
-                    conn, kind="operator", label="dev:province", scope_unit="38", actor="stack"
-                )
+                operator = await create_key(conn, kind="operator", label="dev:province", scope_unit="38", actor="stack")
                 return {"ingest": ingest, "operator": {"province": operator.key}}
             finally:
                 await conn.close()
@@ -214,8 +210,10 @@ class Stack:
                 self.logs / "simulator.log",
                 extra_args=[
                     "live",
-                    "--rate", str(self.settings.simulator_rate),
-                    "--backfill-days", str(self.settings.simulator_backfill_days),
+                    "--rate",
+                    str(self.settings.simulator_rate),
+                    "--backfill-days",
+                    str(self.settings.simulator_backfill_days),
                 ],
             )
             service.start()
@@ -244,8 +242,9 @@ class Stack:
             code = service.proc.returncode if service.proc is not None else None
             service.restarts += 1
             delay = min(30.0, 0.5 * 2 ** min(service.restarts, 6))
-            log.warning("service exited; restarting", service=service.name, code=code,
-                        restart=service.restarts, in_s=delay)
+            log.warning(
+                "service exited; restarting", service=service.name, code=code, restart=service.restarts, in_s=delay
+            )
             service.next_start = now + delay
             service.start()
 
@@ -324,14 +323,14 @@ def main() -> int:
         stack.start_services(credentials)
         ready = stack.wait_ready()
         stack.write_state()
-        print(stack.banner(credentials, ready), flush=True)  # noqa: T201 - CLI output
+        print(stack.banner(credentials, ready), flush=True)
         while True:
             stack.watch_servers()
             stack.watch_services()
             stack.write_state()
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("stopping…", flush=True)  # noqa: T201
+        print("stopping…", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

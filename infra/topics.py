@@ -45,9 +45,7 @@ def provision_topics(
     timeout_ms: int = 15_000,
 ) -> ProvisionReport:
     """Create every missing topic. Blocking; safe to call concurrently and repeatedly."""
-    admin = KafkaAdminClient(
-        **settings.kafka_python(), client_id="smartcity-provision", request_timeout_ms=timeout_ms
-    )
+    admin = KafkaAdminClient(**settings.kafka_python(), client_id="smartcity-provision", request_timeout_ms=timeout_ms)
     try:
         existing = {
             t.get("name", t.get("topic")): len(t["partitions"])

@@ -52,9 +52,7 @@ class CloudEventEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     specversion: Literal["1.0"]
-    id: str = Field(
-        min_length=1, max_length=128, pattern=r"^[^\x00]*$", description="Unique with `source`."
-    )
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$", description="Unique with `source`.")
     source: str = Field(
         min_length=1,
         max_length=256,
@@ -155,8 +153,7 @@ def validate_event(raw: object, sector: Sector | None = None) -> ValidEvent | li
         return [
             FieldError(
                 "type",
-                f"type {envelope.type!r} belongs to sector {spec.sector.value!r}, "
-                f"not {sector.value!r}",
+                f"type {envelope.type!r} belongs to sector {spec.sector.value!r}, not {sector.value!r}",
                 "wrong_sector",
             )
         ]

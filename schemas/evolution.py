@@ -60,9 +60,7 @@ def _branches(schema: Schema) -> list[Schema]:
     return [{**outer, **branch} for branch in alternatives]
 
 
-def _compare(
-    old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]
-) -> None:
+def _compare(old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]) -> None:
     old, new = _deref(old, roots[0]), _deref(new, roots[1])
     if "default" in old and "default" in new and old["default"] != new["default"]:
         out.append(f"{path}: default changed from {old['default']!r} to {new['default']!r}")
@@ -74,9 +72,7 @@ def _compare(
         trials: list[list[str]] = []
         for candidate in new_branches:
             problems: list[str] = []
-            _compare_one(
-                _deref(branch, roots[0]), _deref(candidate, roots[1]), path, roots, problems
-            )
+            _compare_one(_deref(branch, roots[0]), _deref(candidate, roots[1]), path, roots, problems)
             trials.append(problems)
         best = min(trials, key=_rank)
         out += best
@@ -144,9 +140,7 @@ def _tighter(old: tuple[float, bool] | None, new: tuple[float, bool] | None, upp
     return new[1] and not old[1]
 
 
-def _compare_one(
-    old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]
-) -> None:
+def _compare_one(old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]) -> None:
     old_types, new_types = _types(old), _types(new)
     if new_types is not None:
         widened = new_types | ({"integer"} if "number" in new_types else set())
@@ -172,17 +166,12 @@ def _compare_one(
     ):
         before, after = _bound(old, inclusive, exclusive), _bound(new, inclusive, exclusive)
         if _tighter(before, after, upper):
-            out.append(
-                f"{path}: {name} bound tightened from {_show(before, upper)} to "
-                f"{_show(after, upper)}"
-            )
+            out.append(f"{path}: {name} bound tightened from {_show(before, upper)} to {_show(after, upper)}")
     for key in ("pattern", "format"):
         if key in new and new[key] != old.get(key):
             out.append(f"{path}: {key} changed from {old.get(key)!r} to {new[key]!r}")
     if "multipleOf" in new and not (old.get("multipleOf", 0) / new["multipleOf"]).is_integer():
-        out.append(
-            f"{path}: multipleOf changed from {old.get('multipleOf')} to {new['multipleOf']}"
-        )
+        out.append(f"{path}: multipleOf changed from {old.get('multipleOf')} to {new['multipleOf']}")
     if new.get("uniqueItems") and not old.get("uniqueItems"):
         out.append(f"{path}: uniqueItems added")
     _compare_object(old, new, path, roots, out)
@@ -190,9 +179,7 @@ def _compare_one(
         _compare(old["items"], new["items"], f"{path}[]", roots, out)
 
 
-def _compare_object(
-    old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]
-) -> None:
+def _compare_object(old: Schema, new: Schema, path: str, roots: tuple[Schema, Schema], out: list[str]) -> None:
     old_props: Schema = old.get("properties", {})
     new_props: Schema = new.get("properties", {})
     old_required, new_required = set(old.get("required", ())), set(new.get("required", ()))

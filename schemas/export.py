@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from schemas import SCHEMA_MAJOR_VERSION
-from schemas.envelope import CloudEventEnvelope, UnitCode
+from schemas.envelope import CloudEventEnvelope
 from schemas.events import EVENT_SPECS, EventSpec, specs_of_sector
-from schemas.sectors import SECTORS, Sector
+from schemas.sectors import SECTORS
 from schemas.streams import DLQ_HEADERS, KpiUpdate
 from schemas.topics import TOPICS, TopicSpec, deadletter_topic, kpi_updates_topic, sector_topic
 
@@ -243,9 +243,7 @@ def asyncapi_document() -> JSON:
         send = f"The {sector.value} service publishes every accepted event, keyed by unit."
         receive = f"The aggregator counts {sector.value} events into the KPI counters."
         operations[f"send{name}Events"] = _operation("send", topic, types, app, send)
-        operations[f"receive{name}Events"] = _operation(
-            "receive", topic, types, AGGREGATOR, receive
-        )
+        operations[f"receive{name}Events"] = _operation("receive", topic, types, AGGREGATOR, receive)
     for topic, message, operation, summary in (
         (deadletter_topic(), "deadLetter", "sendDeadLetters", "Records it cannot process."),
         (kpi_updates_topic(), "kpiUpdate", "sendKpiUpdates", "What each committed batch changed."),

@@ -107,7 +107,9 @@ class KpiDefinition(BaseModel):
         if self.score is not None and self.kind not in ("ratio", "not_computable"):
             raise ValueError(f"KPI {self.id}: only rates can earn score points")
         if self.bands is not None:
-            ordered = self.bands.green >= self.bands.red if self.direction == "higher" else self.bands.green <= self.bands.red
+            ordered = (
+                self.bands.green >= self.bands.red if self.direction == "higher" else self.bands.green <= self.bands.red
+            )
             if not ordered:
                 raise ValueError(f"KPI {self.id}: green and red bands are in the wrong order")
         return self

@@ -145,9 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"KAFKA_BOOTSTRAP_SERVERS={target.bootstrap}", flush=True)
         while not stop.is_set():
             running = (
-                target.is_running()
-                if isinstance(target, KafkaNode)
-                else len(target.running_nodes()) == args.nodes
+                target.is_running() if isinstance(target, KafkaNode) else len(target.running_nodes()) == args.nodes
             )
             if not running:
                 print("a Kafka node exited unexpectedly", file=sys.stderr)

@@ -26,9 +26,7 @@ class DossierReceived(EventData):
     due_at: AwareDatetime = Field(description="Legal due time for the result.")
     fee_required: bool = Field(description="The procedure carries a fee or charge (> 0).")
     digitised: bool = Field(default=False, description="Dossier components were digitised.")
-    reused_data: bool = Field(
-        default=False, description="At least one already-digitised component was reused."
-    )
+    reused_data: bool = Field(default=False, description="At least one already-digitised component was reused.")
 
 
 class DossierSupplementRequested(EventData):

@@ -108,9 +108,7 @@ class VehicleDeparted(EventData):
     SECTORS = ("transport",)
 
     route_id: Ref
-    delay_seconds: int = Field(
-        ge=-86400, le=86400, description="Actual minus scheduled departure; negative is early."
-    )
+    delay_seconds: int = Field(ge=-86400, le=86400, description="Actual minus scheduled departure; negative is early.")
 
 
 class ParkingSessionClosed(EventData):

@@ -10,14 +10,20 @@ commit, then closes the consumer (leaving the group at once, so partitions move 
 
 import asyncio
 import concurrent.futures
-import datetime as dt
 import time
 from collections.abc import Callable
 from enum import Enum
 
-import orjson
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -26,7 +32,8 @@ from schemas.streams import KpiUpdate
 from schemas.topics import deadletter_topic, kpi_updates_topic, sector_topic
 from schemas.units import UnitRegistry
 from services.aggregator.adapters.store import CounterStore, PartitionInfo, StaleAssignment
-from services.aggregator.domain.batch import Batch, Effects, TopicPartition as TP
+from services.aggregator.domain.batch import Batch, Effects
+from services.aggregator.domain.batch import TopicPartition as TP
 from services.aggregator.domain.decode import Decoder, Poison, Record
 from services.aggregator.settings import AggregatorSettings
 from services.runtime.clock import Clock
@@ -36,11 +43,13 @@ from services.runtime.kafka import DurableProducer, OutgoingMessage
 log = structlog.get_logger(__name__)
 
 BATCH_RECORDS = Histogram(
-    "aggregator_batch_records", "Records per committed batch",
+    "aggregator_batch_records",
+    "Records per committed batch",
     buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
 )
 BATCH_SECONDS = Histogram(
-    "aggregator_batch_commit_seconds", "Time to commit one batch to PostgreSQL",
+    "aggregator_batch_commit_seconds",
+    "Time to commit one batch to PostgreSQL",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENT_LATENCY = Histogram(
@@ -83,10 +92,7 @@ def kpi_updates(effects: Effects) -> list[KpiUpdate]:
         metrics, hours = grouped.setdefault((unit, sector), (set(), []))
         metrics.add(metric)
         hours.append(hour)
-    return [
-        KpiUpdate.of(unit, sector, metrics, hours)
-        for (unit, sector), (metrics, hours) in sorted(grouped.items())
-    ]
+    return [KpiUpdate.of(unit, sector, metrics, hours) for (unit, sector), (metrics, hours) in sorted(grouped.items())]
 
 
 def dead_letter(poison: Poison, topic: str) -> OutgoingMessage:
@@ -193,8 +199,7 @@ class Aggregator:
             "partition.assignment.strategy": "range",
         }
         consumer = Consumer(conf)
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                           on_lost=self._on_revoke)
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
         return consumer
 
     def _consume(self, count: int, timeout_s: float) -> list[Message]:
@@ -314,11 +319,14 @@ class Aggregator:
                 if any(errors):
                     raise ConnectionError(f"dead-letter publish failed: {next(e for e in errors if e)}")
                 for poison in batch.poison:
-                    log.warning("dead-lettered", reason=poison.reason, topic=poison.record.topic,
-                                partition=poison.record.partition, offset=poison.record.offset)
-            result = await self.store.commit(
-                batch.events, offsets, batch.unique_new, self.clock.now().date()
-            )
+                    log.warning(
+                        "dead-lettered",
+                        reason=poison.reason,
+                        topic=poison.record.topic,
+                        partition=poison.record.partition,
+                        offset=poison.record.offset,
+                    )
+            result = await self.store.commit(batch.events, offsets, batch.unique_new, self.clock.now().date())
         except StaleAssignment as exc:
             STALE.inc()
             log.warning("batch dropped: partition taken over", reason=str(exc))

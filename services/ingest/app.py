@@ -111,8 +111,7 @@ def create_app(sector: Sector, settings_factory: Callable[[], IngestSettings]) -
     app = FastAPI(
         title=f"Thanh Hoa smart city - {sector.value} ingestion",
         version="1.0.0",
-        summary=f"Accepts CloudEvents from {sector.value} sector systems and makes them durable "
-        "in Kafka.",
+        summary=f"Accepts CloudEvents from {sector.value} sector systems and makes them durable in Kafka.",
         lifespan=lifespan,
     )
     install_problem_handlers(app)
@@ -180,9 +179,7 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
         registry = ctx.units.registry
         if registry is None:
             raise Unavailable("the unit registry is not loaded yet")
-        outcomes = prepare(
-            raws, sector=sector, registry=registry, principal=principal, topic=ctx.topic
-        )
+        outcomes = prepare(raws, sector=sector, registry=registry, principal=principal, topic=ctx.topic)
         delivered = await _publish(ctx, outcomes)
         if mode is binding.Mode.BATCH:
             return _batch_response(request, outcomes, delivered)
@@ -193,9 +190,7 @@ def _authorize(principal: Principal, sector: Sector) -> None:
     if principal.kind != "ingest":
         raise Forbidden("operator credentials cannot send events")
     if principal.sector != sector.value:
-        raise Forbidden(
-            f"this credential sends {principal.sector!r} events, not {sector.value!r} events"
-        )
+        raise Forbidden(f"this credential sends {principal.sector!r} events, not {sector.value!r} events")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

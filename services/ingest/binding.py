@@ -38,9 +38,7 @@ def classify(content_type: str | None, headers: Mapping[str, str]) -> Mode:
         return Mode.STRUCTURED
     if "ce-specversion" in headers:
         if kind not in (JSON, ""):
-            raise UnsupportedMediaType(
-                f"binary mode carries JSON data only (Content-Type {JSON}), got {kind!r}"
-            )
+            raise UnsupportedMediaType(f"binary mode carries JSON data only (Content-Type {JSON}), got {kind!r}")
         return Mode.BINARY
     if kind == JSON:
         raise Malformed(
@@ -62,9 +60,7 @@ def _loads(body: bytes) -> Any:
 
 def parse_binary(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """Rebuild the event object from ``ce-*`` headers (percent-decoded) and a JSON body."""
-    event: dict[str, Any] = {
-        name[3:]: unquote(value) for name, value in headers.items() if name.startswith("ce-")
-    }
+    event: dict[str, Any] = {name[3:]: unquote(value) for name, value in headers.items() if name.startswith("ce-")}
     event["data"] = _loads(body) if body else None
     kind = media_type(headers.get("content-type"))
     if kind:

@@ -83,8 +83,7 @@ def prepare_one(
             index,
             result.id,
             403,
-            (FieldError("unit", f"this credential may not send events for unit {unit!r}",
-                        "forbidden_unit"),),
+            (FieldError("unit", f"this credential may not send events for unit {unit!r}", "forbidden_unit"),),
         )
     message = OutgoingMessage(
         topic=topic,

@@ -58,20 +58,22 @@ class SecurityHeaders:
 async def mirror_registry(pool: asyncpg.Pool, registry: KpiRegistry) -> None:
     """Keep the kpi_definitions table equal to the registry file (for SQL users)."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM kpi_definitions WHERE NOT (id = ANY($1::text[]))", [k.id for k in registry.kpis])
+        await conn.execute(
+            "DELETE FROM kpi_definitions WHERE NOT (id = ANY($1::text[]))", [k.id for k in registry.kpis]
+        )
         for kpi in registry.kpis:
             await conn.execute(
                 """INSERT INTO kpi_definitions (id, version, definition) VALUES ($1, $2, $3::text::jsonb)
                    ON CONFLICT (id) DO UPDATE SET version = excluded.version, definition = excluded.definition,
                        loaded_at = now()
                    WHERE kpi_definitions.definition IS DISTINCT FROM excluded.definition""",
-                kpi.id, registry.version, orjson.dumps(kpi.model_dump(mode="json")).decode(),
+                kpi.id,
+                registry.version,
+                orjson.dumps(kpi.model_dump(mode="json")).decode(),
             )
 
 
-def create_app(
-    settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, clock: Clock | None = None
-) -> FastAPI:
+def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = settings_factory()

@@ -65,8 +65,7 @@ class Operator:
     def require(self, code: str) -> None:
         if not self.may_see(code):
             raise Forbidden(
-                f"this credential is scoped to unit {self.scope!r} and its descendants; "
-                f"unit {code!r} is outside it"
+                f"this credential is scoped to unit {self.scope!r} and its descendants; unit {code!r} is outside it"
             )
 
 

@@ -90,7 +90,9 @@ def decode_cursor(cursor: str | None) -> Any:
     try:
         return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
-        raise InvalidQuery("invalid cursor", errors=[{"field": "cursor", "message": "not a cursor this API issued", "code": "cursor"}]) from None
+        raise InvalidQuery(
+            "invalid cursor", errors=[{"field": "cursor", "message": "not a cursor this API issued", "code": "cursor"}]
+        ) from None
 
 
 def page(items: list[Any], cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
@@ -98,6 +100,6 @@ def page(items: list[Any], cursor: str | None, limit: int) -> tuple[list[Any], s
     offset = decode_cursor(cursor) or 0
     if not isinstance(offset, int) or offset < 0:
         raise InvalidQuery("invalid cursor")
-    chunk = items[offset:offset + limit]
+    chunk = items[offset : offset + limit]
     nxt = encode_cursor(offset + limit) if offset + limit < len(items) else None
     return chunk, nxt

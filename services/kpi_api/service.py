@@ -21,7 +21,7 @@ from schemas.kpi_api import (
 from schemas.units import LEVEL_NAMES, Unit, UnitRegistry
 from services.aggregator.domain.dossiers import DossierState
 from services.aggregator.domain.projects import ProjectState, schedule_status
-from services.kpi_api.adapters.store import KpiStore, Totals
+from services.kpi_api.adapters.store import KpiStore
 from services.kpi_api.domain import periods
 from services.kpi_api.domain.formulas import KpiValue, composite_score, counters_of, evaluate, rank
 from services.runtime.problems import InvalidQuery, NotFound
@@ -59,7 +59,9 @@ class Period:
         a = periods.local(start) if start else default_start
         b = periods.local(end) if end else default_end
         if a >= b:
-            raise InvalidQuery("`from` must be before `to`", errors=[{"field": "from", "message": "not before `to`", "code": "range"}])
+            raise InvalidQuery(
+                "`from` must be before `to`", errors=[{"field": "from", "message": "not before `to`", "code": "range"}]
+            )
         return cls(a, b)
 
     def previous(self) -> "Period":
@@ -97,7 +99,8 @@ class KpiService:
             raise InvalidQuery(f"level must be one of {', '.join(LEVEL_NAMES)}")
         first_day, last_day = period.start.date(), (period.end - dt.timedelta(seconds=1)).date()
         return [
-            u for u in self.units.at_level(LEVEL_NAMES[level], within)
+            u
+            for u in self.units.at_level(LEVEL_NAMES[level], within)
             if (u.valid_to is None or u.valid_to >= first_day) and (u.valid_from is None or u.valid_from <= last_day)
         ]
 
@@ -107,20 +110,35 @@ class KpiService:
     ) -> dict[str, dict[str, KpiValue]]:
         """Every KPI for every unit over one period."""
         counters = set().union(*(counters_of(k) for k in kpis)) if kpis else set()
-        totals = await self.store.totals(
-            codes, counters, period.start, period.end, sector, now,
-            leaves={c: self.leaves(c) for c in codes},
-        ) if counters else {c: {} for c in codes}
+        totals = (
+            await self.store.totals(
+                codes,
+                counters,
+                period.start,
+                period.end,
+                sector,
+                now,
+                leaves={c: self.leaves(c) for c in codes},
+            )
+            if counters
+            else {c: {} for c in codes}
+        )
         snapshots = await self._snapshots(kpis, codes, now)
         out: dict[str, dict[str, KpiValue]] = {}
         for code in codes:
             population = self.units.units[code].population
-            row = {k.id: evaluate(k, totals.get(code, {}), population) for k in kpis if k.kind not in ("snapshot", "not_computable")}
+            row = {
+                k.id: evaluate(k, totals.get(code, {}), population)
+                for k in kpis
+                if k.kind not in ("snapshot", "not_computable")
+            }
             row.update(snapshots.get(code, {}))
             out[code] = row
         return out
 
-    async def _snapshots(self, kpis: list[KpiDefinition], codes: list[str], now: dt.datetime) -> dict[str, dict[str, KpiValue]]:
+    async def _snapshots(
+        self, kpis: list[KpiDefinition], codes: list[str], now: dt.datetime
+    ) -> dict[str, dict[str, KpiValue]]:
         wanted = [k for k in kpis if k.kind == "snapshot"]
         if not wanted:
             return {}
@@ -144,8 +162,13 @@ class KpiService:
 
     # -- answers -------------------------------------------------------------------------
     async def series(
-        self, kpi: KpiDefinition, code: str, sector: str | None, period: Period,
-        granularity: periods.Granularity, now: dt.datetime,
+        self,
+        kpi: KpiDefinition,
+        code: str,
+        sector: str | None,
+        period: Period,
+        granularity: periods.Granularity,
+        now: dt.datetime,
     ) -> list[SeriesPointPublic]:
         if kpi.kind in ("snapshot", "not_computable"):
             raise InvalidQuery(f"KPI {kpi.id} is a {kpi.kind.replace('_', ' ')}, not a time series")
@@ -159,8 +182,16 @@ class KpiService:
         points = []
         for start, end in buckets:
             result = evaluate(kpi, by_bucket.get(start, {}), population)
-            points.append(SeriesPointPublic(start=start, end=end, value=result.value, numerator=result.numerator,
-                                            denominator=result.denominator, status=result.status))
+            points.append(
+                SeriesPointPublic(
+                    start=start,
+                    end=end,
+                    value=result.value,
+                    numerator=result.numerator,
+                    denominator=result.denominator,
+                    status=result.status,
+                )
+            )
         return points
 
     async def ranking(
@@ -177,29 +208,48 @@ class KpiService:
             result = current[unit.code][kpi.id]
             previous = before.get(unit.code, {}).get(kpi.id)
             prev_value = previous.value if previous else None
-            rows.append(RankingRowPublic(
-                rank=position, unit=unit.code, unit_name=unit.name, value=result.value,
-                numerator=result.numerator, denominator=result.denominator, status=result.status,
-                previous_value=prev_value, change=_change(result.value, prev_value),
-            ))
+            rows.append(
+                RankingRowPublic(
+                    rank=position,
+                    unit=unit.code,
+                    unit_name=unit.name,
+                    value=result.value,
+                    numerator=result.numerator,
+                    denominator=result.denominator,
+                    status=result.status,
+                    previous_value=prev_value,
+                    change=_change(result.value, prev_value),
+                )
+            )
         rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.unit))
         return rows, sum(1 for v in values if v is not None)
 
     async def scorecard(self, code: str, period: Period, now: dt.datetime) -> list[ScorecardRowPublic]:
         kpis = [k for k in self.kpis.kpis if k.kind != "not_computable"]
         current = (await self.values(kpis, [code], period, None, now))[code]
-        before = (await self.values([k for k in kpis if k.kind != "snapshot"], [code], period.previous(), None, now))[code]
+        before = (await self.values([k for k in kpis if k.kind != "snapshot"], [code], period.previous(), None, now))[
+            code
+        ]
         rows = []
         for kpi in kpis:
             result = current[kpi.id]
             prev = before.get(kpi.id)
             prev_value = prev.value if prev else None
-            rows.append(ScorecardRowPublic(
-                kpi=kpi.id, name_vi=kpi.name_vi, name_en=kpi.name_en, unit_of_measure=kpi.unit,
-                value=result.value, numerator=result.numerator, denominator=result.denominator,
-                target=kpi.target, status=result.status, previous_value=prev_value,
-                change=_change(result.value, prev_value),
-            ))
+            rows.append(
+                ScorecardRowPublic(
+                    kpi=kpi.id,
+                    name_vi=kpi.name_vi,
+                    name_en=kpi.name_en,
+                    unit_of_measure=kpi.unit,
+                    value=result.value,
+                    numerator=result.numerator,
+                    denominator=result.denominator,
+                    target=kpi.target,
+                    status=result.status,
+                    previous_value=prev_value,
+                    change=_change(result.value, prev_value),
+                )
+            )
         return rows
 
     async def score(self, level: str, period: Period, now: dt.datetime) -> list[ScoreRowPublic]:
@@ -212,18 +262,28 @@ class KpiService:
         for unit, result, position in zip(units, results, ranks, strict=True):
             groups = [
                 GroupScorePublic(
-                    group=key, name=g.name, max_points=g.max_points, points=round(g.points, 4),
+                    group=key,
+                    name=g.name,
+                    max_points=g.max_points,
+                    points=round(g.points, 4),
                     points_with_data=g.points_with_data,
                     indicators=[IndicatorScorePublic(**i) for i in g.indicators],
                 )
                 for key, g in result.groups.items()
             ]
-            rows.append(ScoreRowPublic(
-                rank=position, unit=unit.code, unit_name=unit.name,
-                score=None if result.score is None else round(result.score, 4),
-                points=round(result.points, 4), max_points_with_data=result.max_points_with_data,
-                groups=groups, no_data=result.no_data, not_computable=result.not_computable,
-            ))
+            rows.append(
+                ScoreRowPublic(
+                    rank=position,
+                    unit=unit.code,
+                    unit_name=unit.name,
+                    score=None if result.score is None else round(result.score, 4),
+                    points=round(result.points, 4),
+                    max_points_with_data=result.max_points_with_data,
+                    groups=groups,
+                    no_data=result.no_data,
+                    not_computable=result.not_computable,
+                )
+            )
         rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.unit))
         return rows
 
@@ -233,28 +293,47 @@ class KpiService:
         leaves = self.leaves(code)
         counts = await self.store.overdue_counts(leaves, now)
         per_unit = [
-            {"unit": c, "unit_name": self.units.units[c].name if c in self.units else c,
-             "open": counts[c][0], "overdue": counts[c][1]}
+            {
+                "unit": c,
+                "unit_name": self.units.units[c].name if c in self.units else c,
+                "open": counts[c][0],
+                "overdue": counts[c][1],
+            }
             for c in sorted(counts)
         ]
         rows = await self.store.overdue_dossiers(leaves, now, after, limit)
         items = []
         for r in rows:
-            state = DossierState(dossier_id=r["dossier_id"], sector=r["sector"], unit_code=r["unit_code"],
-                                 due_at=r["due_at"], supplement_count=r["supplement_count"],
-                                 paused_seconds=r["paused_seconds"], pause_started_at=r["pause_started_at"])
+            state = DossierState(
+                dossier_id=r["dossier_id"],
+                sector=r["sector"],
+                unit_code=r["unit_code"],
+                due_at=r["due_at"],
+                supplement_count=r["supplement_count"],
+                paused_seconds=r["paused_seconds"],
+                pause_started_at=r["pause_started_at"],
+            )
             due = state.effective_due()
             assert due is not None
-            items.append(OverdueDossierPublic(
-                dossier_id=r["dossier_id"], sector=r["sector"], unit=r["unit_code"],
-                procedure_code=r["procedure_code"], channel=r["channel"], received_at=r["received_at"],
-                due_at=r["due_at"], effective_due_at=due,
-                overdue_hours=round(max(0.0, (now - due).total_seconds()) / 3600, 2),
-                supplement_count=r["supplement_count"],
-            ))
+            items.append(
+                OverdueDossierPublic(
+                    dossier_id=r["dossier_id"],
+                    sector=r["sector"],
+                    unit=r["unit_code"],
+                    procedure_code=r["procedure_code"],
+                    channel=r["channel"],
+                    received_at=r["received_at"],
+                    due_at=r["due_at"],
+                    effective_due_at=due,
+                    overdue_hours=round(max(0.0, (now - due).total_seconds()) / 3600, 2),
+                    supplement_count=r["supplement_count"],
+                )
+            )
         return per_unit, items
 
-    async def projects(self, code: str, stage: str | None, now: dt.datetime) -> tuple[dict[str, int], float | None, list[ProjectPublic]]:
+    async def projects(
+        self, code: str, stage: str | None, now: dt.datetime
+    ) -> tuple[dict[str, int], float | None, list[ProjectPublic]]:
         if stage is not None and stage not in PROJECT_STAGES:
             raise InvalidQuery(f"stage must be one of {', '.join(PROJECT_STAGES)}")
         rows = await self.store.projects(self.leaves(code), None)
@@ -269,11 +348,18 @@ class KpiService:
         rate = 100 * on_schedule / len(active) if active else None
         items = [
             ProjectPublic(
-                project_id=s.project_id, sector=s.sector, unit=s.unit_code, title=s.title, stage=s.stage,
-                planned_completion=s.planned_completion, percent_complete=s.percent_complete,
-                planned_percent=s.planned_percent, progress_reported_at=s.progress_reported_at,
+                project_id=s.project_id,
+                sector=s.sector,
+                unit=s.unit_code,
+                title=s.title,
+                stage=s.stage,
+                planned_completion=s.planned_completion,
+                percent_complete=s.percent_complete,
+                planned_percent=s.planned_percent,
+                progress_reported_at=s.progress_reported_at,
                 schedule_status=schedule_status(s, today),
             )
-            for s in states if stage is None or s.stage == stage
+            for s in states
+            if stage is None or s.stage == stage
         ]
         return counts, rate, items

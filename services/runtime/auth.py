@@ -111,9 +111,7 @@ class KeyStore:
         key_id, secret = parsed
         try:
             async with self._pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "SELECT * FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
-                )
+                row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id)
         except (*UNAVAILABLE_ERRORS, asyncpg.PostgresConnectionError) as exc:
             raise Unavailable("the credential store is not reachable") from exc
         if row is None or not verify(secret, row["salt"], row["hash"]):
@@ -126,9 +124,7 @@ class KeyStore:
         return principal
 
 
-async def audit(
-    conn: asyncpg.Connection, actor: str, action: str, key_id: str | None, **detail: Any
-) -> None:
+async def audit(conn: asyncpg.Connection, actor: str, action: str, key_id: str | None, **detail: Any) -> None:
     """Append one line to the audit log."""
     await conn.execute(
         "INSERT INTO audit_log (actor, action, key_id, detail) VALUES ($1, $2, $3, $4::text::jsonb)",
@@ -164,8 +160,17 @@ async def create_key(
             salt,
             digest,
         )
-        await audit(conn, actor, "key.created", key_id, kind=kind, label=label, sector=sector,
-                    units=units, scope_unit=scope_unit)
+        await audit(
+            conn,
+            actor,
+            "key.created",
+            key_id,
+            kind=kind,
+            label=label,
+            sector=sector,
+            units=units,
+            scope_unit=scope_unit,
+        )
     assert row is not None
     return IssuedKey(key=key, principal=_principal(row))
 

@@ -22,9 +22,7 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = Field(default=None, description="CA bundle for SSL.")
-    session_timeout_ms: int = Field(
-        default=10_000, ge=1000, description="Consumer group session timeout."
-    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Consumer group session timeout.")
 
     def librdkafka(self) -> dict[str, str | int]:
         """Connection settings in librdkafka (confluent-kafka) spelling."""
@@ -51,9 +49,7 @@ class KafkaSettings(BaseSettings):
         if self.sasl_mechanism:
             conf["sasl_mechanism"] = self.sasl_mechanism
             conf["sasl_plain_username"] = self.sasl_username
-            conf["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
+            conf["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
         if self.ssl_ca_location:
             conf["ssl_cafile"] = self.ssl_ca_location
         return conf

@@ -1,7 +1,7 @@
 """``python -m services.simulator`` - the sector-systems simulator.
 
-    live     send a backfill of recent history, then events in real time, to the services
-    sample   print generated events as JSON lines (deterministic given --seed and --start)
+live     send a backfill of recent history, then events in real time, to the services
+sample   print generated events as JSON lines (deterministic given --seed and --start)
 """
 
 import asyncio
@@ -33,7 +33,9 @@ def _urls() -> dict[str, str]:
 
 @app.command()
 def live(
-    rate: Annotated[float, typer.Option(help="Average events per hour (a week's mean; office hours are busier).")] = 6000,
+    rate: Annotated[
+        float, typer.Option(help="Average events per hour (a week's mean; office hours are busier).")
+    ] = 6000,
     backfill_days: Annotated[float, typer.Option(help="Days of history sent at start.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     duplicate_rate: float = 0.01,
@@ -53,8 +55,14 @@ def live(
         urls = _urls()
         await wait_ready(urls)
         start = start_of_backfill(clock.now(), backfill_days)
-        sim = SectorSystems(reference_units(), start, seed=seed, events_per_hour=rate,
-                            duplicate_rate=duplicate_rate, late_rate=late_rate)
+        sim = SectorSystems(
+            reference_units(),
+            start,
+            seed=seed,
+            events_per_hour=rate,
+            duplicate_rate=duplicate_rate,
+            late_rate=late_rate,
+        )
         sender = Sender(urls, load_keys(path))
         try:
             await run_live(sim, sender, clock, stop=stop)

@@ -27,16 +27,21 @@ PREFIX = "vn.gov.thanhhoa"
 # Relative frequency of each kind of activity per sector (per unit of weight and activity).
 MIX: dict[str, dict[str, float]] = {
     "education": {"enrolment": 3, "elearning": 8, "fee": 3, "dossier": 0.6, "incoming": 0.6, "outgoing": 0.5},
-    "health": {"appointment": 6, "checkin": 8, "closed": 7, "telemedicine": 0.5, "dossier": 0.4,
-               "incoming": 0.6, "outgoing": 0.5},
+    "health": {
+        "appointment": 6,
+        "checkin": 8,
+        "closed": 7,
+        "telemedicine": 0.5,
+        "dossier": 0.4,
+        "incoming": 0.6,
+        "outgoing": 0.5,
+    },
     "transport": {"fare": 40, "departure": 4, "parking": 5, "dossier": 0.5, "incoming": 0.3, "outgoing": 0.3},
     "culture": {"ticket": 4, "entry": 6, "library": 2, "dossier": 0.3, "incoming": 0.4, "outgoing": 0.3},
 }
 _MIX_TOTAL = sum(sum(kinds.values()) for kinds in MIX.values())
 # Mean of activity() over a week, weighted by the mix: normalises volume to events/hour.
-_WEEK_ACTIVITY = {
-    sector: sum(activity(sector, h, d) for h in range(24) for d in range(7)) / 168 for sector in MIX
-}
+_WEEK_ACTIVITY = {sector: sum(activity(sector, h, d) for h in range(24) for d in range(7)) / 168 for sector in MIX}
 
 
 @dataclass(order=True, slots=True)
@@ -149,16 +154,25 @@ class SectorSystems:
         if kind == "incoming":
             on_system = r.random() < p.on_system
             entity, verb = "document", "incoming_registered"
-            data = {"document_id": self._ref("VBD"), "received_electronically": on_system or r.random() < 0.3,
-                    "processed_on_system": on_system}
+            data = {
+                "document_id": self._ref("VBD"),
+                "received_electronically": on_system or r.random() < 0.3,
+                "processed_on_system": on_system,
+            }
         elif kind == "outgoing":
             agency = r.random() < p.signed
             entity, verb = "document", "outgoing_issued"
-            data = {"document_id": self._ref("VBDI"), "agency_signed": agency,
-                    "personal_signed": agency and r.random() < 0.85}
+            data = {
+                "document_id": self._ref("VBDI"),
+                "agency_signed": agency,
+                "personal_signed": agency and r.random() < 0.85,
+            }
         elif kind == "enrolment":
             entity, verb = "enrolment", "applied"
-            data = {"channel": channel, "level": r.choice(("preschool", "primary", "lower_secondary", "upper_secondary"))}
+            data = {
+                "channel": channel,
+                "level": r.choice(("preschool", "primary", "lower_secondary", "upper_secondary")),
+            }
         elif kind == "elearning":
             entity, verb = "elearning", "session_completed"
             data = {"minutes": round(r.uniform(5, 90), 1)}
@@ -192,7 +206,11 @@ class SectorSystems:
             data = {"minutes": round(r.uniform(10, 300), 1), "payment": payment}
         elif kind == "ticket":
             entity, verb = "ticket", "sold"
-            data = {"site_id": f"S{unit}-{r.randint(1, 3)}", "channel": channel, "quantity": r.choice((1, 1, 1, 2, 2, 3, 4))}
+            data = {
+                "site_id": f"S{unit}-{r.randint(1, 3)}",
+                "channel": channel,
+                "quantity": r.choice((1, 1, 1, 2, 2, 3, 4)),
+            }
         elif kind == "entry":
             entity, verb = "entry", "scanned"
             data = {"site_id": f"S{unit}-{r.randint(1, 3)}", "count": r.choice((1, 1, 2, 3))}
@@ -210,12 +228,22 @@ class SectorSystems:
         due = at + days * 86400
         fee = r.random() < 0.6
         online = r.random() < p.digital
-        self._schedule(sector, "dossier", "received", unit, at, {
-            "dossier_id": did, "procedure_code": f"1.{r.randint(1000, 9999)}",
-            "channel": "online" if online else r.choice(("counter", "counter", "post")),
-            "due_at": _iso(due), "fee_required": fee,
-            "digitised": r.random() < p.digital + 0.05, "reused_data": r.random() < p.digital * 0.4,
-        })
+        self._schedule(
+            sector,
+            "dossier",
+            "received",
+            unit,
+            at,
+            {
+                "dossier_id": did,
+                "procedure_code": f"1.{r.randint(1000, 9999)}",
+                "channel": "online" if online else r.choice(("counter", "counter", "post")),
+                "due_at": _iso(due),
+                "fee_required": fee,
+                "digitised": r.random() < p.digital + 0.05,
+                "reused_data": r.random() < p.digital * 0.4,
+            },
+        )
         t = at
         supplements = 0
         if r.random() < 0.15:
@@ -231,16 +259,24 @@ class SectorSystems:
         on_time = r.random() < p.on_time
         fraction = r.uniform(0.3, 0.98) if on_time else r.uniform(1.05, 1.8)
         resolved = max(t + 600, at + paused + days * 86400 * fraction)
-        self._schedule(sector, "dossier", "resolved", unit, resolved,
-                       {"dossier_id": did, "e_result": r.random() < p.digital})
+        self._schedule(
+            sector, "dossier", "resolved", unit, resolved, {"dossier_id": did, "e_result": r.random() < p.digital}
+        )
         if fee:
             paid_at = at + r.uniform(0.01, 0.5) * 86400
-            self._schedule(sector, "dossier", "paid", unit, paid_at,
-                           {"dossier_id": did, "online": r.random() < p.digital})
+            self._schedule(
+                sector, "dossier", "paid", unit, paid_at, {"dossier_id": did, "online": r.random() < p.digital}
+            )
         if r.random() < 0.5:
             satisfied = r.random() < (0.95 if on_time else 0.6)
-            self._schedule(sector, "dossier", "rated", unit, resolved + r.uniform(600, 86400),
-                           {"dossier_id": did, "satisfied": satisfied})
+            self._schedule(
+                sector,
+                "dossier",
+                "rated",
+                unit,
+                resolved + r.uniform(600, 86400),
+                {"dossier_id": did, "satisfied": satisfied},
+            )
 
     def _seed_projects(self) -> None:
         """The 2020 snapshot of the founding article: 13 completed, 10 in progress, 2 in
@@ -257,19 +293,36 @@ class SectorSystems:
                 sector = sectors[(n + i) % len(sectors)]
                 pid = f"DA-{self.run_id}-{stage[:3]}-{i + 1:02d}"
                 planned = (self.start + dt.timedelta(days=r.randint(-30, 400))).date()
-                self._schedule(sector, "project", "stage_changed", unit, at + i, {
-                    "project_id": pid, "stage": stage, "title": f"E-government project {stage} {i + 1}",
-                    "planned_completion": planned.isoformat(),
-                })
+                self._schedule(
+                    sector,
+                    "project",
+                    "stage_changed",
+                    unit,
+                    at + i,
+                    {
+                        "project_id": pid,
+                        "stage": stage,
+                        "title": f"E-government project {stage} {i + 1}",
+                        "planned_completion": planned.isoformat(),
+                    },
+                )
                 if stage == "in_progress":
                     behind = self.profiles[unit].on_time < 0.6 if unit in self.profiles else False
                     for week in range(1, 9):
                         plan = min(100.0, 20 + week * 8.0)
                         actual = plan - (r.uniform(8, 20) if behind else r.uniform(-5, 3))
-                        self._schedule(sector, "project", "progress_reported", unit, at + week * 7 * 86400, {
-                            "project_id": pid, "percent_complete": round(max(0.0, min(100.0, actual)), 1),
-                            "planned_percent": plan,
-                        })
+                        self._schedule(
+                            sector,
+                            "project",
+                            "progress_reported",
+                            unit,
+                            at + week * 7 * 86400,
+                            {
+                                "project_id": pid,
+                                "percent_complete": round(max(0.0, min(100.0, actual)), 1),
+                                "planned_percent": plan,
+                            },
+                        )
 
     # -- delivery ------------------------------------------------------------------------
     def _ref(self, prefix: str) -> str:

@@ -57,7 +57,7 @@ class Sender:
 
     async def _send_sector(self, sector: str, events: list[dict[str, Any]]) -> None:
         for i in range(0, len(events), self.batch_size):
-            await self._post(sector, events[i:i + self.batch_size])
+            await self._post(sector, events[i : i + self.batch_size])
 
     async def _post(self, sector: str, batch: list[dict[str, Any]]) -> None:
         delay = 0.5

@@ -1,7 +1,7 @@
 """Run the transport service: ``python -m services.transport``."""
 
-from services.transport.settings import TransportSettings
 from services.runtime.serve import serve
+from services.transport.settings import TransportSettings
 
 
 def main() -> None:

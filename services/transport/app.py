@@ -1,7 +1,7 @@
 """ASGI app of the transport service (``uvicorn services.transport.app:app``)."""
 
 from schemas.sectors import Sector
-from services.transport.settings import TransportSettings
 from services.ingest.app import create_app
+from services.transport.settings import TransportSettings
 
 app = create_app(Sector.TRANSPORT, TransportSettings)

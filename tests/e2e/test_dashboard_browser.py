@@ -113,9 +113,7 @@ class Live:
     aggregator: str
     ingest: list[str]
 
-    def get(
-        self, path: str, params: dict[str, Any] | None = None, accept: str = "application/json"
-    ) -> httpx.Response:
+    def get(self, path: str, params: dict[str, Any] | None = None, accept: str = "application/json") -> httpx.Response:
         return httpx.get(
             f"{self.base}{path}",
             params=params,
@@ -132,9 +130,7 @@ class Live:
 def metric_sum(url: str, name: str, label: str = "") -> float:
     text = httpx.get(f"{url}/metrics", timeout=5).text
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") and label in line
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{") and label in line
     )
 
 
@@ -162,17 +158,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             f"http://127.0.0.1:{ports['kpi_api']}",
             key,
             f"http://127.0.0.1:{ports['aggregator']}",
-            [
-                f"http://127.0.0.1:{ports[s]}"
-                for s in ("education", "health", "transport", "culture")
-            ],
+            [f"http://127.0.0.1:{ports[s]}" for s in ("education", "health", "transport", "culture")],
         )
 
         def ridership() -> float | None:
             answer = run.get("/v1/kpis/ridership/series")
-            values = (
-                [p["value"] for p in answer.json()["items"]] if answer.status_code == 200 else []
-            )
+            values = [p["value"] for p in answer.json()["items"]] if answer.status_code == 200 else []
             return next((v for v in values if v is not None), None)
 
         wait(stack, ridership, lambda v: v is not None, "the aggregator has counted events")
@@ -189,9 +180,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         simulator.suspend()
 
         def counts() -> tuple[float, float]:
-            accepted = sum(
-                metric_sum(url, "ingest_events_total", 'outcome="accepted"') for url in run.ingest
-            )
+            accepted = sum(metric_sum(url, "ingest_events_total", 'outcome="accepted"') for url in run.ingest)
             return accepted, metric_sum(run.aggregator, "aggregator_events_total")
 
         seen: list[tuple[float, float]] = []
@@ -240,9 +229,7 @@ class Watch:
         self.errors: list[str] = []
         self.urls: list[str] = []
         page.add_init_script(self.CSP_HOOK)
-        page.on(
-            "console", lambda m: self.console.append((m.type, m.text, m.location.get("url", "")))
-        )
+        page.on("console", lambda m: self.console.append((m.type, m.text, m.location.get("url", ""))))
         page.on("pageerror", lambda e: self.errors.append(str(e)))
         page.on("request", lambda r: self.urls.append(r.url))
 
@@ -263,9 +250,7 @@ class Watch:
 
 
 def new_page(browser: Any) -> tuple[Any, Any, Watch]:
-    context = browser.new_context(
-        viewport={"width": 1440, "height": 900}, accept_downloads=True, locale="vi-VN"
-    )
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True, locale="vi-VN")
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     return context, page, Watch(page)
@@ -418,9 +403,7 @@ def expected(live: Live, period: dict[str, str], kpis: dict[str, Any]) -> dict[s
             key=lambda u: u["unit"],
         ),
         "projects": {stage: fmt(n, 0) for stage, n in projects["counts_by_stage"].items()},
-        "projects_rate": "—"
-        if projects["on_schedule_rate"] is None
-        else fmt(projects["on_schedule_rate"], 1) + "%",
+        "projects_rate": "—" if projects["on_schedule_rate"] is None else fmt(projects["on_schedule_rate"], 1) + "%",
     }
 
 
@@ -453,12 +436,8 @@ def test_dashboard_shows_the_apis_numbers(request: pytest.FixtureRequest) -> Non
         assert page.is_checked("[data-testid=range-30]")
 
         kpis = {k["id"]: k for k in live.json("/v1/kpis")["items"]}
-        options = page.eval_on_selector_all(
-            "[data-testid=kpi-select] option", "els => els.map(e => e.value)"
-        )
-        assert sorted(options) == sorted(
-            k for k, v in kpis.items() if v["kind"] != "not_computable"
-        )
+        options = page.eval_on_selector_all("[data-testid=kpi-select] option", "els => els.map(e => e.value)")
+        assert sorted(options) == sorted(k for k, v in kpis.items() if v["kind"] != "not_computable")
         select_kpi(page, KPI)
 
         for _attempt in range(8):
@@ -471,9 +450,7 @@ def test_dashboard_shows_the_apis_numbers(request: pytest.FixtureRequest) -> Non
         else:
             pytest.fail("the API's numbers kept changing while the page was read")
         assert shown["period"] == period
-        assert {(p[1], p[2]) for p in shown["panels"]} == {(period["from"], period["to"])}, shown[
-            "panels"
-        ]
+        assert {(p[1], p[2]) for p in shown["panels"]} == {(period["from"], period["to"])}, shown["panels"]
         got = shown_matches(shown)
         # unit order first (a clearer message), then every displayed value
         assert [r["unit"] for r in got["ranking"]] == [r["unit"] for r in before["ranking"]]
@@ -513,9 +490,7 @@ def test_dashboard_shows_the_apis_numbers(request: pytest.FixtureRequest) -> Non
         )
         assert download.url.startswith("blob:")
         body = Path(download.path()).read_bytes()
-        api_csv = live.get(
-            f"/v1/kpis/{KPI}/ranking", {"level": "district", **period}, accept="text/csv"
-        )
+        api_csv = live.get(f"/v1/kpis/{KPI}/ranking", {"level": "district", **period}, accept="text/csv")
         assert api_csv.status_code == 200 and body == api_csv.content
         rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
         assert [r["unit"] for r in rows] == [r["unit"] for r in got["ranking"]]
@@ -553,15 +528,11 @@ def test_period_choices_reload_every_view(request: pytest.FixtureRequest) -> Non
         for panel in ("overview", "score", "ranking", "scorecard"):
             assert period_of(page, panel) == period, panel
         score = live.json("/v1/score", {"level": "district", **period})
-        shown = page.eval_on_selector_all(
-            "[data-testid=score-row]", "rs => rs.map(r => r.dataset.unit)"
-        )
+        shown = page.eval_on_selector_all("[data-testid=score-row]", "rs => rs.map(r => r.dataset.unit)")
         assert shown == [r["unit"] for r in score["items"]]
 
         # a calendar month: from the 1st to the 1st of the next month
-        months = page.eval_on_selector_all(
-            "[data-testid=month-select] option", "os => os.map(o => o.value)"
-        )
+        months = page.eval_on_selector_all("[data-testid=month-select] option", "os => os.map(o => o.value)")
         before = generation(page)
         page.select_option("[data-testid=month-select]", months[1])
         page.wait_for_function(READY_AFTER, arg=before)
@@ -587,9 +558,7 @@ def test_wrong_key_shows_the_problem_detail_and_sign_out_clears_the_key(
         page.fill("[data-testid=key-input]", "not-a-real-key")
         page.click("[data-testid=key-submit]")
         error = page.wait_for_selector("[data-testid=signin-error]:not([hidden])")
-        problem = httpx.get(
-            f"{live.base}/v1/units", headers={"authorization": "Bearer not-a-real-key"}
-        ).json()
+        problem = httpx.get(f"{live.base}/v1/units", headers={"authorization": "Bearer not-a-real-key"}).json()
         assert problem["detail"] in error.text_content()
         assert page.evaluate(f"sessionStorage.getItem('{KEY_STORAGE}')") is None
         assert page.is_hidden("main")

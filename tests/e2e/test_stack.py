@@ -71,8 +71,16 @@ class Stack:
 
     def pids(self) -> list[int]:
         state = self.state()
-        return [p for p in (state.get("supervisor_pid"), state.get("broker_pid"), state.get("postgres_pid"),
-                            *(s["pid"] for s in state.get("services", {}).values())) if p]
+        return [
+            p
+            for p in (
+                state.get("supervisor_pid"),
+                state.get("broker_pid"),
+                state.get("postgres_pid"),
+                *(s["pid"] for s in state.get("services", {}).values()),
+            )
+            if p
+        ]
 
     def log(self) -> str:
         return (self.data_dir / "stack.out").read_text(errors="replace")[-3000:]
@@ -91,8 +99,12 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
     state = eventually_sync(stack.state, lambda s: bool(s.get("services")), timeout_s=60, what="stack state")
     names = stack.http_services()
     assert {"education", "health", "transport", "culture", "aggregator", "kpi_api"} <= set(names), state
-    eventually_sync(lambda: {n: stack.ready(n) for n in names}, lambda r: all(v == 200 for v in r.values()),
-                    timeout_s=max(1.0, 60 - (time.monotonic() - stack.started)), what="every /readyz 200")
+    eventually_sync(
+        lambda: {n: stack.ready(n) for n in names},
+        lambda r: all(v == 200 for v in r.values()),
+        timeout_s=max(1.0, 60 - (time.monotonic() - stack.started)),
+        what="every /readyz 200",
+    )
     assert time.monotonic() - stack.started < 60
 
     credentials = json.loads((stack.data_dir / "dev-credentials.json").read_text())
@@ -105,32 +117,55 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
     supervisor.suspend()
     try:
         os.kill(stack.state()["broker_pid"], signal.SIGKILL)
-        eventually_sync(lambda: stack.ready("health"), lambda code: code == 503, timeout_s=30, what="503 while broker down")
+        eventually_sync(
+            lambda: stack.ready("health"), lambda code: code == 503, timeout_s=30, what="503 while broker down"
+        )
     finally:
         supervisor.resume()
     # … then 200 again once the stack has restarted it (empty) and re-provisioned its topics
-    eventually_sync(lambda: {n: stack.ready(n) for n in INGEST}, lambda r: all(v == 200 for v in r.values()),
-                    timeout_s=60, what="ingest services ready after broker restart")
+    eventually_sync(
+        lambda: {n: stack.ready(n) for n in INGEST},
+        lambda r: all(v == 200 for v in r.values()),
+        timeout_s=60,
+        what="ingest services ready after broker restart",
+    )
 
     # events sent to the new, empty broker are still counted (the aggregator's reset rule)
     key = credentials["ingest"]["culture"]
-    event = {"specversion": "1.0", "id": "after-reset-1", "source": "/e2e/culture", "unit": "390",
-             "type": "vn.gov.thanhhoa.culture.library.loan_recorded", "time": "2025-05-05T09:00:00+07:00",
-             "data": {"format": "electronic"}}
+    event = {
+        "specversion": "1.0",
+        "id": "after-reset-1",
+        "source": "/e2e/culture",
+        "unit": "390",
+        "type": "vn.gov.thanhhoa.culture.library.loan_recorded",
+        "time": "2025-05-05T09:00:00+07:00",
+        "data": {"format": "electronic"},
+    }
 
     def send() -> httpx.Response:  # a client retries on 503 (Retry-After), as the contract says
-        return httpx.post(f"http://127.0.0.1:{stack.ports['culture']}/v1/events", json=event, timeout=30,
-                          headers={"authorization": f"Bearer {key}", "content-type": "application/cloudevents+json"})
+        return httpx.post(
+            f"http://127.0.0.1:{stack.ports['culture']}/v1/events",
+            json=event,
+            timeout=30,
+            headers={"authorization": f"Bearer {key}", "content-type": "application/cloudevents+json"},
+        )
 
     answer = eventually_sync(send, lambda r: r.status_code != 503, timeout_s=60, every_s=1, what="event accepted")
     assert answer.status_code == 202, answer.text
     operator = credentials["operator"]["province"]
 
     def loans() -> float | None:
-        r = httpx.get(f"http://127.0.0.1:{stack.ports['kpi_api']}/v1/kpis/library_loans/series",
-                      params={"unit": "390", "from": "2025-05-05T09:00:00+07:00", "to": "2025-05-05T10:00:00+07:00",
-                              "granularity": "hour", "sector": "culture"},
-                      headers={"authorization": f"Bearer {operator}"})
+        r = httpx.get(
+            f"http://127.0.0.1:{stack.ports['kpi_api']}/v1/kpis/library_loans/series",
+            params={
+                "unit": "390",
+                "from": "2025-05-05T09:00:00+07:00",
+                "to": "2025-05-05T10:00:00+07:00",
+                "granularity": "hour",
+                "sector": "culture",
+            },
+            headers={"authorization": f"Bearer {operator}"},
+        )
         return r.json()["items"][0]["value"] if r.status_code == 200 else None
 
     eventually_sync(loans, lambda v: v is not None and v >= 1, timeout_s=60, what="event after broker reset counted")
@@ -139,11 +174,17 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
     supervisor.suspend()
     try:
         os.kill(stack.state()["postgres_pid"], signal.SIGKILL)
-        eventually_sync(lambda: stack.ready("kpi_api"), lambda code: code == 503, timeout_s=30, what="503 while PostgreSQL down")
+        eventually_sync(
+            lambda: stack.ready("kpi_api"), lambda code: code == 503, timeout_s=30, what="503 while PostgreSQL down"
+        )
     finally:
         supervisor.resume()
-    eventually_sync(lambda: {n: stack.ready(n) for n in names}, lambda r: all(v == 200 for v in r.values()),
-                    timeout_s=60, what="every service ready after PostgreSQL restart")
+    eventually_sync(
+        lambda: {n: stack.ready(n) for n in names},
+        lambda r: all(v == 200 for v in r.values()),
+        timeout_s=60,
+        what="every service ready after PostgreSQL restart",
+    )
     # no service process crashed or needed a restart
     assert {n: s["pid"] for n, s in stack.state()["services"].items()} == service_pids
 
@@ -152,6 +193,11 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
     assert len(pids) >= 9
     stack.proc.send_signal(signal.SIGINT)
     began = time.monotonic()
-    eventually_sync(lambda: [p for p in pids if alive(p)], lambda left: not left, timeout_s=10, every_s=0.05,
-                    what="no stack process left")
+    eventually_sync(
+        lambda: [p for p in pids if alive(p)],
+        lambda left: not left,
+        timeout_s=10,
+        every_s=0.05,
+        what="no stack process left",
+    )
     assert time.monotonic() - began < 10

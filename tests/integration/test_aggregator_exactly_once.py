@@ -99,16 +99,16 @@ async def assert_matches_ground_truth(dsn: str, events: list[dict[str, object]])
             sector = type_.split(".")[3]
             total = await conn.fetchval(
                 "SELECT coalesce(sum(value), 0) FROM counters_monthly "
-                "WHERE unit_code = '38' AND metric = $1 AND sector = $2", metric, sector,
+                "WHERE unit_code = '38' AND metric = $1 AND sector = $2",
+                metric,
+                sector,
             )
             assert total == by_type[type_], (type_, total, by_type[type_])
     finally:
         await conn.close()
 
 
-async def test_sigkilled_aggregator_counts_every_event_exactly_once(
-    servers: Servers, dsn: str, workdir: Path
-) -> None:
+async def test_sigkilled_aggregator_counts_every_event_exactly_once(servers: Servers, dsn: str, workdir: Path) -> None:
     events = simulate(400_000 if FULL else 200_000, seed=11)
     assert sum(1 for e in events if e["time"]) == len(events)
     prefix = new_prefix()
@@ -119,8 +119,13 @@ async def test_sigkilled_aggregator_counts_every_event_exactly_once(
     process = aggregator(servers, dsn, prefix, workdir)
     process.start()
     for point in kill_points:
-        await eventually(lambda: committed(dsn), lambda d, p=point: fraction_done(d, ends) >= p,
-                         timeout_s=120, every_s=0.02, what=f"{point:.0%} committed")
+        await eventually(
+            lambda: committed(dsn),
+            lambda d, p=point: fraction_done(d, ends) >= p,
+            timeout_s=120,
+            every_s=0.02,
+            what=f"{point:.0%} committed",
+        )
         process.kill()  # SIGKILL: no shutdown, whatever batch was in flight is lost
         process.start()
     await wait_caught_up(dsn, ends)
@@ -128,9 +133,7 @@ async def test_sigkilled_aggregator_counts_every_event_exactly_once(
     await assert_matches_ground_truth(dsn, events)
 
 
-async def test_two_aggregators_share_partitions_through_rebalances(
-    servers: Servers, dsn: str, workdir: Path
-) -> None:
+async def test_two_aggregators_share_partitions_through_rebalances(servers: Servers, dsn: str, workdir: Path) -> None:
     events = simulate(200_000 if FULL else 120_000, seed=12)
     first_half, second_half = events[: len(events) // 2], events[len(events) // 2 :]
     prefix = new_prefix()
@@ -145,8 +148,13 @@ async def test_two_aggregators_share_partitions_through_rebalances(
         for member in (first, second):
             await eventually(lambda m=member: owns(m), lambda n: n > 0, timeout_s=90, what="both own partitions")
         ends = fill(servers.bootstrap, prefix, first_half)
-        await eventually(lambda: committed(dsn), lambda d: fraction_done(d, ends) >= 0.3,
-                         timeout_s=120, every_s=0.02, what="30% committed")
+        await eventually(
+            lambda: committed(dsn),
+            lambda d: fraction_done(d, ends) >= 0.3,
+            timeout_s=120,
+            every_s=0.02,
+            what="30% committed",
+        )
         second.kill()  # rebalance one way: the survivor takes every partition over …
         await eventually(lambda: owns(first), lambda n: n == 32, timeout_s=90, what="first owns all 32 partitions")
         ends = {**ends, **fill(servers.bootstrap, prefix, second_half)}

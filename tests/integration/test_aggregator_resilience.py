@@ -75,8 +75,15 @@ async def test_recreated_topics_are_read_from_their_start(servers: Servers, dsn:
 
 
 def poison_records(unit: str) -> list[tuple[str, tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]]:
-    good = {"specversion": "1.0", "id": "p-0", "source": "/poison", "unit": unit, "time": "2025-05-05T09:00:00+07:00",
-            "type": "vn.gov.thanhhoa.culture.library.loan_recorded", "data": {"format": "physical"}}
+    good = {
+        "specversion": "1.0",
+        "id": "p-0",
+        "source": "/poison",
+        "unit": unit,
+        "time": "2025-05-05T09:00:00+07:00",
+        "type": "vn.gov.thanhhoa.culture.library.loan_recorded",
+        "data": {"format": "physical"},
+    }
     key, value, headers = to_record(good)
 
     def with_header(name: str, new: bytes | None) -> list[tuple[str, bytes]]:
@@ -98,16 +105,18 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_partition_keep
     prefix = new_prefix()
     provision(servers.bootstrap, prefix)
     topic = sector_topic("culture", prefix)
-    valid = [e for e in simulate(20_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.") and e["unit"] == "390"]
+    valid = [
+        e for e in simulate(20_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.") and e["unit"] == "390"
+    ]
     assert len(valid) > 50
     poison = poison_records("390")
     # interleave: valid, poison, valid, poison … all in the one partition of unit 390
     records = []
     chunk = len(valid) // (len(poison) + 1)
     for i, (_reason, record) in enumerate(poison):
-        records += [to_record(e) for e in valid[i * chunk:(i + 1) * chunk]]
+        records += [to_record(e) for e in valid[i * chunk : (i + 1) * chunk]]
         records.append(record)
-    records += [to_record(e) for e in valid[len(poison) * chunk:]]
+    records += [to_record(e) for e in valid[len(poison) * chunk :]]
     ends = produce_raw(servers.bootstrap, topic, records)
     process = aggregator(servers, dsn, prefix, workdir)
     process.start()

@@ -53,30 +53,59 @@ channel = st.sampled_from(["online", "app", "counter", "phone", "post"])
 payment = st.sampled_from(["cash", "card", "qr", "transfer", "app"])
 
 STATELESS: dict[str, tuple[str, st.SearchStrategy[dict[str, Any]]]] = {
-    "document.incoming_registered": ("any", st.fixed_dictionaries({
-        "document_id": ids, "received_electronically": st.booleans(), "processed_on_system": st.booleans()})),
-    "document.outgoing_issued": ("any", st.fixed_dictionaries({
-        "document_id": ids, "agency_signed": st.booleans(), "personal_signed": st.booleans()})),
+    "document.incoming_registered": (
+        "any",
+        st.fixed_dictionaries(
+            {"document_id": ids, "received_electronically": st.booleans(), "processed_on_system": st.booleans()}
+        ),
+    ),
+    "document.outgoing_issued": (
+        "any",
+        st.fixed_dictionaries({"document_id": ids, "agency_signed": st.booleans(), "personal_signed": st.booleans()}),
+    ),
     "enrolment.applied": ("education", st.fixed_dictionaries({"channel": channel, "level": st.just("primary")})),
-    "elearning.session_completed": ("education", st.fixed_dictionaries({"minutes": st.integers(1, 900).map(lambda m: m / 10)})),
+    "elearning.session_completed": (
+        "education",
+        st.fixed_dictionaries({"minutes": st.integers(1, 900).map(lambda m: m / 10)}),
+    ),
     "fee.paid": ("education", st.fixed_dictionaries({"method": payment})),
     "appointment.booked": ("health", st.fixed_dictionaries({"channel": channel})),
-    "visit.checked_in": ("health", st.fixed_dictionaries({
-        "insured": st.booleans(), "id_method": st.sampled_from(["chip_id", "vneid", "insurance_card", "paper"])})),
+    "visit.checked_in": (
+        "health",
+        st.fixed_dictionaries(
+            {"insured": st.booleans(), "id_method": st.sampled_from(["chip_id", "vneid", "insurance_card", "paper"])}
+        ),
+    ),
     "visit.closed": ("health", st.fixed_dictionaries({"emr": st.booleans()})),
     "telemedicine.consulted": ("health", st.fixed_dictionaries({"minutes": st.just(10.0)})),
     "fare.tapped": ("transport", st.fixed_dictionaries({"route_id": st.just("R1"), "payment": payment})),
-    "vehicle.departed": ("transport", st.fixed_dictionaries({"route_id": st.just("R1"), "delay_seconds": st.integers(-120, 900)})),
+    "vehicle.departed": (
+        "transport",
+        st.fixed_dictionaries({"route_id": st.just("R1"), "delay_seconds": st.integers(-120, 900)}),
+    ),
     "parking.session_closed": ("transport", st.fixed_dictionaries({"minutes": st.just(30.0), "payment": payment})),
-    "ticket.sold": ("culture", st.fixed_dictionaries({"site_id": st.just("S1"), "channel": channel, "quantity": st.integers(1, 4)})),
+    "ticket.sold": (
+        "culture",
+        st.fixed_dictionaries({"site_id": st.just("S1"), "channel": channel, "quantity": st.integers(1, 4)}),
+    ),
     "entry.scanned": ("culture", st.fixed_dictionaries({"site_id": st.just("S1"), "count": st.integers(1, 3)})),
-    "library.loan_recorded": ("culture", st.fixed_dictionaries({"format": st.sampled_from(["physical", "electronic"])})),
+    "library.loan_recorded": (
+        "culture",
+        st.fixed_dictionaries({"format": st.sampled_from(["physical", "electronic"])}),
+    ),
 }
 
 
 def envelope(sector: str, entity_verb: str, unit_code: str, at: int, data: dict[str, Any], n: int) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": f"e{n}", "source": f"/test/{sector}/{unit_code}",
-            "type": f"vn.gov.thanhhoa.{sector}.{entity_verb}", "time": iso(at), "unit": unit_code, "data": data}
+    return {
+        "specversion": "1.0",
+        "id": f"e{n}",
+        "source": f"/test/{sector}/{unit_code}",
+        "type": f"vn.gov.thanhhoa.{sector}.{entity_verb}",
+        "time": iso(at),
+        "unit": unit_code,
+        "data": data,
+    }
 
 
 @st.composite
@@ -92,10 +121,23 @@ def dossier_life(draw: st.DrawFn) -> list[tuple[str, str, str, int, dict[str, An
     sector, code, t0 = draw(st.sampled_from(SECTORS)), draw(unit), draw(minute)
     did = f"D{draw(ids)}"
     due_days = draw(st.integers(1, 10))
-    steps = [(sector, "dossier.received", code, t0, {
-        "dossier_id": did, "procedure_code": "1.001", "channel": draw(st.sampled_from(["online", "counter", "post"])),
-        "due_at": iso(t0 + due_days * 1440), "fee_required": draw(st.booleans()),
-        "digitised": draw(st.booleans()), "reused_data": draw(st.booleans())})]
+    steps = [
+        (
+            sector,
+            "dossier.received",
+            code,
+            t0,
+            {
+                "dossier_id": did,
+                "procedure_code": "1.001",
+                "channel": draw(st.sampled_from(["online", "counter", "post"])),
+                "due_at": iso(t0 + due_days * 1440),
+                "fee_required": draw(st.booleans()),
+                "digitised": draw(st.booleans()),
+                "reused_data": draw(st.booleans()),
+            },
+        )
+    ]
     t = t0
     for _ in range(draw(st.integers(0, 2))):
         t += draw(st.integers(10, 3000))
@@ -143,7 +185,9 @@ async def load(dsn: str, events: list[dict[str, Any]]) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
-            await conn.execute("TRUNCATE counters_hourly, counters_daily, counters_monthly, dossiers, projects, seen_events")
+            await conn.execute(
+                "TRUNCATE counters_hourly, counters_daily, counters_monthly, dossiers, projects, seen_events"
+            )
         await CounterStore(pool, "prop", REGISTRY.lineage).commit(batch.events, {}, batch.unique_new, NOW.date())
     finally:
         await pool.close()
@@ -181,32 +225,55 @@ def dsn(servers: Any) -> str:  # module-scoped database for the property test
     return asyncio.run(fresh_database(servers))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(events=event_sets(), kpi=st.sampled_from([k.id for k in KPIS]), period=periods(),
-       granularity=st.sampled_from(["hour", "day", "week"]), sector=st.sampled_from([None, *SECTORS]),
-       target=st.sampled_from(["38", *UNITS]))
-def test_api_values_equal_catalogue_formulas(api: Any, events: list[dict[str, Any]], kpi: str,
-                                             period: tuple[dt.datetime, dt.datetime], granularity: str,
-                                             sector: str | None, target: str) -> None:
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    events=event_sets(),
+    kpi=st.sampled_from([k.id for k in KPIS]),
+    period=periods(),
+    granularity=st.sampled_from(["hour", "day", "week"]),
+    sector=st.sampled_from([None, *SECTORS]),
+    target=st.sampled_from(["38", *UNITS]),
+)
+def test_api_values_equal_catalogue_formulas(
+    api: Any,
+    events: list[dict[str, Any]],
+    kpi: str,
+    period: tuple[dt.datetime, dt.datetime],
+    granularity: str,
+    sector: str | None,
+    target: str,
+) -> None:
     client, dsn = api
     asyncio.run(load(dsn, events))
     distinct = unique(events)
     subtree = {target, *REGISTRY.descendants(target)}
     start, end = period
-    params: dict[str, Any] = {"unit": target, "from": start.isoformat(), "to": end.isoformat(), "granularity": granularity}
+    params: dict[str, Any] = {
+        "unit": target,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "granularity": granularity,
+    }
     if sector:
         params["sector"] = sector
     for definition in KPIS:  # every KPI's series for the drawn unit, sector and granularity
         series = client.get(f"/v1/kpis/{definition.id}/series", params=params)
         assert series.status_code == 200, series.text
         for point in series.json()["items"]:
-            scope = Scope(subtree, dt.datetime.fromisoformat(point["start"]),
-                          dt.datetime.fromisoformat(point["end"]), sector, NOW)
+            scope = Scope(
+                subtree, dt.datetime.fromisoformat(point["start"]), dt.datetime.fromisoformat(point["end"]), sector, NOW
+            )
             expected = kpi_value(definition.id, distinct, scope)
             assert close(point["value"], expected), (definition.id, target, point, expected)
             assert (point["value"] is None) == (point["status"] == "no_data")
 
-    ranking = client.get(f"/v1/kpis/{kpi}/ranking", params={"level": "district", "from": start.isoformat(), "to": end.isoformat()})
+    ranking = client.get(
+        f"/v1/kpis/{kpi}/ranking", params={"level": "district", "from": start.isoformat(), "to": end.isoformat()}
+    )
     assert ranking.status_code == 200, ranking.text
     for row in ranking.json()["items"]:
         expected = kpi_value(kpi, distinct, Scope({row["unit"]}, start, end, None, NOW))

@@ -43,8 +43,14 @@ class _Ends:
         self.ends[key] = max(self.ends.get(key, 0), message.offset() + 1)
 
 
-def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None,
-             headers: list[tuple[str, bytes]], on_delivery: _Ends) -> None:
+def _produce(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    on_delivery: _Ends,
+) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
@@ -56,9 +62,16 @@ def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes | N
 def fill(bootstrap: str, prefix: str, events: Iterable[dict[str, Any]]) -> Ends:
     """Produce simulator events to their sector topics exactly as the services would;
     returns the next offset of every partition written to."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 20, "batch.num.messages": 10000,
-                         "queue.buffering.max.messages": 2_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
     ends = _Ends()
     for count, event in enumerate(events, start=1):
         sector = sector_of(event["type"])
@@ -72,8 +85,9 @@ def fill(bootstrap: str, prefix: str, events: Iterable[dict[str, Any]]) -> Ends:
     return ends.ends
 
 
-def produce_raw(bootstrap: str, topic: str,
-                records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> Ends:
+def produce_raw(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> Ends:
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     ends = _Ends()
     for key, value, headers in records:
@@ -85,8 +99,9 @@ def produce_raw(bootstrap: str, topic: str,
 def read_all(bootstrap: str, topic: str, expected: int | None = None, timeout_s: float = 30.0) -> list[Any]:
     """The first ``expected`` records of a topic, across partitions (assign from offset 0,
     no group). Fails if fewer arrive in time; more than ``expected`` is also a failure."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader-" + secrets.token_hex(3),
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "reader-" + secrets.token_hex(3), "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])

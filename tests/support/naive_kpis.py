@@ -104,12 +104,19 @@ class Scope:
 
     def takes(self, e: Event) -> bool:
         sector = e["type"].split(".")[3]
-        return (e["unit"] in self.units and self.start <= _t(e["time"]) < self.end
-                and (self.sector is None or sector == self.sector))
+        return (
+            e["unit"] in self.units
+            and self.start <= _t(e["time"]) < self.end
+            and (self.sector is None or sector == self.sector)
+        )
 
     def takes_dossier(self, d: Dossier) -> bool:
-        return (d.received is not None and d.unit in self.units and self.start <= d.received < self.end
-                and (self.sector is None or d.sector == self.sector))
+        return (
+            d.received is not None
+            and d.unit in self.units
+            and self.start <= d.received < self.end
+            and (self.sector is None or d.sector == self.sector)
+        )
 
 
 def _ratio(num: float, den: float, scale: float = 100.0) -> float | None:
@@ -134,7 +141,7 @@ def _quantile(q: float, seconds: list[int]) -> float | None:
     return float(HOURS[-1])
 
 
-def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:  # noqa: C901 - a table
+def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:
     ds = [d for d in dossiers(events).values() if scope.takes_dossier(d)]
     resolved = [d for d in ds if d.resolved is not None]
     open_ = [d for d in ds if d.resolved is None]
@@ -168,9 +175,12 @@ def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:  # n
         return _ratio(sum(x[key] for x in docs), len(docs))
     if kpi == "digital_take_up":
         enrol, appts, tickets = of("enrolment.applied"), of("appointment.booked"), of("ticket.sold")
-        num = (sum(d.channel == "online" for d in ds) + sum(x["channel"] in digital for x in enrol)
-               + sum(x["channel"] in digital for x in appts)
-               + sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital))
+        num = (
+            sum(d.channel == "online" for d in ds)
+            + sum(x["channel"] in digital for x in enrol)
+            + sum(x["channel"] in digital for x in appts)
+            + sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital)
+        )
         den = len(ds) + len(enrol) + len(appts) + sum(x.get("quantity", 1) for x in tickets)
         return _ratio(num, den)
     if kpi == "online_enrolment_rate":
@@ -204,8 +214,10 @@ def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:  # n
         return _ratio(sum(x["payment"] != "cash" for x in taps), len(taps))
     if kpi == "eticket_rate":
         tickets = of("ticket.sold")
-        return _ratio(sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital),
-                      sum(x.get("quantity", 1) for x in tickets))
+        return _ratio(
+            sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital),
+            sum(x.get("quantity", 1) for x in tickets),
+        )
     if kpi == "visits":
         entries = of("entry.scanned")
         return float(sum(x.get("count", 1) for x in entries)) if entries else None

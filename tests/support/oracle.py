@@ -49,7 +49,9 @@ async def stored_counters(dsn: str) -> CounterRows:
     try:
         rows: CounterRows = {}
         for table in ("hourly", "daily", "monthly"):
-            for r in await conn.fetch(f"SELECT unit_code, metric, sector, bucket, value FROM counters_{table} WHERE value <> 0"):
+            for r in await conn.fetch(
+                f"SELECT unit_code, metric, sector, bucket, value FROM counters_{table} WHERE value <> 0"
+            ):
                 rows[(table, r[0], r[1], r[2], r[3])] = r[4]
         return rows
     finally:

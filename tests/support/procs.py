@@ -80,7 +80,9 @@ class ServiceProcess:
 
 
 @contextmanager
-def running(module: str, env: dict[str, str], port_var: str, log_dir: Path, **kwargs: object) -> Iterator[ServiceProcess]:
+def running(
+    module: str, env: dict[str, str], port_var: str, log_dir: Path, **kwargs: object
+) -> Iterator[ServiceProcess]:
     service = ServiceProcess(module, env, port_var, log_dir).start(**kwargs)  # type: ignore[arg-type]
     try:
         yield service

@@ -27,8 +27,14 @@ async def eventually(
     raise AssertionError(f"{what} not reached within {timeout_s}s; last value: {last!r}")
 
 
-def eventually_sync(probe: Callable[[], T], until: Callable[[T], bool], *, timeout_s: float = 60.0,
-                    every_s: float = 0.1, what: str = "condition") -> T:
+def eventually_sync(
+    probe: Callable[[], T],
+    until: Callable[[T], bool],
+    *,
+    timeout_s: float = 60.0,
+    every_s: float = 0.1,
+    what: str = "condition",
+) -> T:
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:

@@ -42,22 +42,30 @@ def test_secret_may_contain_underscores():
     assert parse_key("sck_abc123_se_cr_et") == ("abc123", "se_cr_et")
 
 
-@pytest.mark.parametrize("key", ["", "sck", "sck_", "sck__secret", "sck_id_", "xyz_id_secret", "SCK_id_secret",
-                                 "sck-id-secret", "id_secret"])
+@pytest.mark.parametrize(
+    "key", ["", "sck", "sck_", "sck__secret", "sck_id_", "xyz_id_secret", "SCK_id_secret", "sck-id-secret", "id_secret"]
+)
 def test_badly_shaped_keys_are_not_parsed(key):
     assert parse_key(key) is None
 
 
-@given(st.text(alphabet="0123456789abcdef", min_size=1, max_size=12),
-       st.text(alphabet="ABCxyz019-_", min_size=1, max_size=40))
+@given(
+    st.text(alphabet="0123456789abcdef", min_size=1, max_size=12),
+    st.text(alphabet="ABCxyz019-_", min_size=1, max_size=40),
+)
 def test_parse_key_inverts_formatting(key_id, secret):
     assert parse_key(f"sck_{key_id}_{secret}") == (key_id, secret)
 
 
 @pytest.mark.parametrize(
     ("header", "token"),
-    [("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER abc", "abc"), ("Bearer   abc  ", "abc"),
-     ("Bearer sck_a_b c", "sck_a_b c")],
+    [
+        ("Bearer abc", "abc"),
+        ("bearer abc", "abc"),
+        ("BEARER abc", "abc"),
+        ("Bearer   abc  ", "abc"),
+        ("Bearer sck_a_b c", "sck_a_b c"),
+    ],
 )
 def test_bearer_token(header, token):
     assert bearer_token(header) == token

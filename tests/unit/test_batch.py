@@ -8,10 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.migrate import reference_units
-from schemas.events import EVENT_SPECS
+from schemas.events import EVENT_SPECS, usage
 from schemas.events import dossiers as dev
 from schemas.events import projects as pev
-from schemas.events import usage
 from schemas.units import UnitRegistry
 from services.aggregator.domain import dossiers as dossier_domain
 from services.aggregator.domain.batch import (
@@ -38,8 +37,18 @@ def hour(t: dt.datetime) -> int:
 _offset = iter(range(10**9))
 
 
-def event(data, at: dt.datetime, *, unit="390", sector=None, id_=None, source="/src",
-          topic="health.events", partition=0, offset=None) -> Decoded:
+def event(
+    data,
+    at: dt.datetime,
+    *,
+    unit="390",
+    sector=None,
+    id_=None,
+    source="/src",
+    topic="health.events",
+    partition=0,
+    offset=None,
+) -> Decoded:
     model = type(data)
     sector = sector or (model.SECTORS[0] if model.SECTORS else "health")
     type_ = f"vn.gov.thanhhoa.{sector}.{model.ENTITY}.{model.VERB}"
@@ -172,7 +181,10 @@ def test_stateless_event_expands_to_ancestors_and_day_and_month():
     day = dt.date(2025, 5, 5)  # 17:30Z is already the next local day
     assert effects.daily == {(u, m, s, day): v for (u, m, s, _), v in expected_hourly.items()}
     assert effects.monthly == {(u, m, s, dt.date(2025, 5, 1)): v for (u, m, s, _), v in expected_hourly.items()}
-    assert effects.touched == {("390", "transport", "fare.boardings", h), ("390", "transport", "fare.boardings.cashless", h)}
+    assert effects.touched == {
+        ("390", "transport", "fare.boardings", h),
+        ("390", "transport", "fare.boardings.cashless", h),
+    }
 
 
 def test_local_month_boundary():
@@ -276,20 +288,33 @@ def test_unchanged_entities_are_not_returned():
 
 DIDS = ("D1", "D2")
 minutes = st.integers(0, 60 * 24 * 20)
-dossier_data = st.sampled_from(DIDS).flatmap(lambda did: st.one_of(
-    st.builds(lambda due, ch: received(did, T0 + dt.timedelta(minutes=due), ch), minutes,
-              st.sampled_from(["online", "counter"])),
-    st.just(dev.DossierSupplementRequested(dossier_id=did)),
-    st.just(dev.DossierSupplementResumed(dossier_id=did)),
-    st.builds(lambda e: dev.DossierResolved(dossier_id=did, e_result=e), st.booleans()),
-    st.builds(lambda s: dev.DossierRated(dossier_id=did, satisfied=s), st.booleans()),
-))
+dossier_data = st.sampled_from(DIDS).flatmap(
+    lambda did: st.one_of(
+        st.builds(
+            lambda due, ch: received(did, T0 + dt.timedelta(minutes=due), ch),
+            minutes,
+            st.sampled_from(["online", "counter"]),
+        ),
+        st.just(dev.DossierSupplementRequested(dossier_id=did)),
+        st.just(dev.DossierSupplementResumed(dossier_id=did)),
+        st.builds(lambda e: dev.DossierResolved(dossier_id=did, e_result=e), st.booleans()),
+        st.builds(lambda s: dev.DossierRated(dossier_id=did, satisfied=s), st.booleans()),
+    )
+)
 any_event = st.one_of(
     st.tuples(dossier_data, minutes, st.sampled_from(["390", "391"]), st.just("health")),
-    st.tuples(st.builds(fare, st.sampled_from(["cash", "card"])), minutes, st.sampled_from(["390", "38"]),
-              st.just("transport")),
-    st.tuples(st.builds(lambda s: pev.ProjectStageChanged(project_id="P1", stage=s),
-                        st.sampled_from(pev.PROJECT_STAGES)), minutes, st.just("38"), st.just("culture")),
+    st.tuples(
+        st.builds(fare, st.sampled_from(["cash", "card"])),
+        minutes,
+        st.sampled_from(["390", "38"]),
+        st.just("transport"),
+    ),
+    st.tuples(
+        st.builds(lambda s: pev.ProjectStageChanged(project_id="P1", stage=s), st.sampled_from(pev.PROJECT_STAGES)),
+        minutes,
+        st.just("38"),
+        st.just("culture"),
+    ),
 )
 
 

@@ -1,10 +1,11 @@
 """CloudEvents HTTP binding: content modes and body parsing (services/ingest/binding.py)."""
 
+from urllib.parse import quote
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from urllib.parse import quote
 
 from services.ingest import binding
 from services.ingest.binding import Mode
@@ -28,7 +29,9 @@ def test_structured_and_batch_are_recognised_by_media_type(content_type, mode):
     assert binding.classify(content_type, CE) is mode  # the content type decides, not stray ce- headers
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON", None, ""])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON", None, ""]
+)
 def test_binary_mode_needs_ce_specversion_and_json_or_no_content_type(content_type):
     assert binding.classify(content_type, CE) is Mode.BINARY
 

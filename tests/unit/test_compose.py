@@ -53,8 +53,7 @@ try:
     import yaml
 except ImportError as exc:  # pragma: no cover - only without the dev extra
     raise ImportError(
-        "tests/unit/test_compose.py needs PyYAML; install the dev extra: "
-        "pip install -c constraints.txt -e '.[dev]'"
+        "tests/unit/test_compose.py needs PyYAML; install the dev extra: pip install -c constraints.txt -e '.[dev]'"
     ) from exc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,9 +71,7 @@ REPLICATION_FACTOR = 3
 MIN_ISR = 2
 
 # Variables the Python interpreter itself reads; allowed for every app container.
-INTERPRETER_ENV = frozenset(
-    {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER", "TZ"}
-)
+INTERPRETER_ENV = frozenset({"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER", "TZ"})
 
 # Variables the third-party images read: (prefixes, names).
 IMAGE_ENV: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
@@ -125,12 +122,8 @@ def is_app(svc: dict[str, Any]) -> bool:
 
 
 APP_SERVICES = sorted(name for name, svc in COMPOSE_SERVICES.items() if is_app(svc))
-BROKER_SERVICES = sorted(
-    name for name, svc in COMPOSE_SERVICES.items() if image_name(svc) == KAFKA_IMAGE
-)
-POSTGRES_SERVICES = sorted(
-    name for name, svc in COMPOSE_SERVICES.items() if image_name(svc) == POSTGRES_IMAGE
-)
+BROKER_SERVICES = sorted(name for name, svc in COMPOSE_SERVICES.items() if image_name(svc) == KAFKA_IMAGE)
+POSTGRES_SERVICES = sorted(name for name, svc in COMPOSE_SERVICES.items() if image_name(svc) == POSTGRES_IMAGE)
 
 
 def environment(svc: dict[str, Any]) -> dict[str, Any]:
@@ -174,10 +167,7 @@ def healthcheck_urls(svc: dict[str, Any]) -> list[tuple[int, str]]:
     check = svc.get("healthcheck") or {}
     test = check.get("test", "")
     text = " ".join(map(str, test)) if isinstance(test, list) else str(test)
-    return [
-        (int(port), path)
-        for port, path in re.findall(r"https?://[^/:'\"\s]+:(\d+)(/[^'\"\s)]*)?", text)
-    ]
+    return [(int(port), path) for port, path in re.findall(r"https?://[^/:'\"\s]+:(\d+)(/[^'\"\s)]*)?", text)]
 
 
 def mount_targets(svc: dict[str, Any]) -> list[str]:
@@ -255,9 +245,7 @@ def module_exists(name: str) -> bool:
         return False
 
 
-STACK_MODULES: dict[str, tuple[str, int | None]] = {
-    module: (name, port) for name, module, port in SERVICES
-}
+STACK_MODULES: dict[str, tuple[str, int | None]] = {module: (name, port) for name, module, port in SERVICES}
 PENDING_MODULES = sorted(m for m in STACK_MODULES if not module_exists(m))
 
 
@@ -357,9 +345,7 @@ def env_names(cls: type[BaseSettings]) -> EnvNames:
     return found
 
 
-def settings_classes_in(
-    module: types.ModuleType, *, defined_only: bool
-) -> list[type[BaseSettings]]:
+def settings_classes_in(module: types.ModuleType, *, defined_only: bool) -> list[type[BaseSettings]]:
     return [
         value
         for value in vars(module).values()
@@ -379,9 +365,7 @@ def settings_of(call: Invocation) -> list[type[BaseSettings]]:
         classes += settings_classes_in(importlib.import_module(entry), defined_only=False)
     package = call.module if call.script is None else call.module.rpartition(".")[0]
     if package and module_exists(f"{package}.settings"):
-        classes += settings_classes_in(
-            importlib.import_module(f"{package}.settings"), defined_only=True
-        )
+        classes += settings_classes_in(importlib.import_module(f"{package}.settings"), defined_only=True)
     return list(dict.fromkeys(classes))
 
 
@@ -516,11 +500,7 @@ def _glob(pattern: list[str], parts: list[str]) -> bool:
 
 
 def test_compose_runs_every_service_of_the_stack() -> None:
-    run = {
-        call.module
-        for name in APP_SERVICES
-        for call in invocations(COMPOSE_SERVICES[name].get("command"))
-    }
+    run = {call.module for name in APP_SERVICES for call in invocations(COMPOSE_SERVICES[name].get("command"))}
     missing = [f"{name} ({module})" for name, module, _ in SERVICES if module not in run]
     assert not missing, (
         f"infra.stack.SERVICES lists {', '.join(missing)} but no docker-compose.yml service runs "
@@ -530,9 +510,7 @@ def test_compose_runs_every_service_of_the_stack() -> None:
 
 
 def test_compose_has_only_known_kinds_of_services() -> None:
-    unknown = sorted(
-        set(COMPOSE_SERVICES) - set(APP_SERVICES) - set(BROKER_SERVICES) - set(POSTGRES_SERVICES)
-    )
+    unknown = sorted(set(COMPOSE_SERVICES) - set(APP_SERVICES) - set(BROKER_SERVICES) - set(POSTGRES_SERVICES))
     assert not unknown, (
         f"compose services {unknown} are neither built from the Dockerfile nor {KAFKA_IMAGE} / "
         f"{POSTGRES_IMAGE}: teach tests/unit/test_compose.py which environment variables their "
@@ -581,9 +559,7 @@ def test_command_runs_existing_code(name: str) -> None:
             f"module {call.module} does not exist: fix [project.scripts] in pyproject.toml"
         )
         target = getattr(importlib.import_module(call.module), call.attr or "", None)
-        assert target is not None, (
-            f"console script {call.script!r}: {call.module} has no attribute {call.attr!r}"
-        )
+        assert target is not None, f"console script {call.script!r}: {call.module} has no attribute {call.attr!r}"
         if isinstance(target, typer.Typer):
             # typer may vendor click, so look for a group's `commands` instead of isinstance
             command: Any = typer.main.get_command(target)
@@ -604,9 +580,7 @@ def test_environment_is_read_by_the_code(name: str) -> None:
     svc = COMPOSE_SERVICES[name]
     env = environment(svc)
     calls = invocations(svc.get("command"))
-    assert calls, (
-        f"compose service {name!r}: no recognisable command (see test_command_runs_existing_code)"
-    )
+    assert calls, f"compose service {name!r}: no recognisable command (see test_command_runs_existing_code)"
     readable = EnvNames()
     pending = [c for c in calls if c.script is None and c.module in PENDING_MODULES]
     for call in calls:
@@ -641,14 +615,11 @@ def test_infrastructure_environment_is_the_images_own(name: str) -> None:
     prefixes, names = IMAGE_ENV[image_name(svc)]
     unknown = sorted(v for v in environment(svc) if not v.startswith(prefixes) and v not in names)
     assert not unknown, (
-        f"compose service {name!r} ({svc.get('image')}) sets {unknown}, which its image does not "
-        "read: remove them"
+        f"compose service {name!r} ({svc.get('image')}) sets {unknown}, which its image does not read: remove them"
     )
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in APP_SERVICES if stack_invocation(COMPOSE_SERVICES[n]) is not None]
-)
+@pytest.mark.parametrize("name", [n for n in APP_SERVICES if stack_invocation(COMPOSE_SERVICES[n]) is not None])
 def test_service_listens_where_compose_looks(name: str) -> None:
     svc = COMPOSE_SERVICES[name]
     env = {k.upper(): v for k, v in environment(svc).items()}
@@ -711,30 +682,21 @@ def test_app_service_operations(name: str) -> None:
     context = build if isinstance(build, str) else build.get("context", ".")
     dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
     assert (COMPOSE_FILE.parent / context / dockerfile).resolve() == DOCKERFILE, (
-        f"compose service {name!r} must build the one image: "
-        "build: {context: ., dockerfile: Dockerfile}"
+        f"compose service {name!r} must build the one image: build: {{context: ., dockerfile: Dockerfile}}"
     )
     if name == INIT_SERVICE:
         restart = str(svc.get("restart", "no"))
-        assert restart == "no" or restart.startswith("on-failure"), (
-            f'{name!r} is one-shot: restart: "no"'
-        )
+        assert restart == "no" or restart.startswith("on-failure"), f'{name!r} is one-shot: restart: "no"'
         assert not svc.get("ports"), f"{name!r} serves nothing: remove its ports"
         return
-    assert svc.get("restart") == "unless-stopped", (
-        f"compose service {name!r}: set restart: unless-stopped"
-    )
+    assert svc.get("restart") == "unless-stopped", f"compose service {name!r}: set restart: unless-stopped"
     depends = svc.get("depends_on") or {}
-    condition = (
-        depends.get(INIT_SERVICE, {}).get("condition") if isinstance(depends, dict) else None
-    )
+    condition = depends.get(INIT_SERVICE, {}).get("condition") if isinstance(depends, dict) else None
     assert condition == "service_completed_successfully", (
         f"compose service {name!r}: depends_on: {{{INIT_SERVICE}: {{condition: "
         "service_completed_successfully}} (migrations and topics first)"
     )
-    assert "container_name" not in svc, (
-        f"compose service {name!r}: remove container_name (it prevents scaling)"
-    )
+    assert "container_name" not in svc, f"compose service {name!r}: remove container_name (it prevents scaling)"
 
 
 def test_scaled_services_do_not_clash_on_host_ports() -> None:
@@ -743,9 +705,7 @@ def test_scaled_services_do_not_clash_on_host_ports() -> None:
         # the aggregator is the service meant to be scaled (`--scale aggregator=N`)
         if replicas <= 1 and name != "aggregator":
             continue
-        fixed = [
-            p for p in svc.get("ports") or [] if (h := published_host_port(p)) and "-" not in h
-        ]
+        fixed = [p for p in svc.get("ports") or [] if (h := published_host_port(p)) and "-" not in h]
         assert not fixed, (
             f"compose service {name!r} is scaled (deploy.replicas / --scale) but publishes fixed "
             f"host ports {fixed}: publish none (use expose) or a host port range"
@@ -812,14 +772,9 @@ def test_kafka_cluster_is_three_combined_kraft_nodes() -> None:
             f"{name}: KAFKA_PROCESS_ROLES must be broker,controller (combined KRaft node)"
         )
         host = svc.get("hostname", name)
-        voters = dict(
-            v.split("@", 1)
-            for v in env.get("KAFKA_CONTROLLER_QUORUM_VOTERS", "").split(",")
-            if "@" in v
-        )
+        voters = dict(v.split("@", 1) for v in env.get("KAFKA_CONTROLLER_QUORUM_VOTERS", "").split(",") if "@" in v)
         assert set(voters) == set(node_ids.values()), (
-            f"{name}: KAFKA_CONTROLLER_QUORUM_VOTERS must list the node ids "
-            f"{sorted(node_ids.values())}"
+            f"{name}: KAFKA_CONTROLLER_QUORUM_VOTERS must list the node ids {sorted(node_ids.values())}"
         )
         assert voters[env["KAFKA_NODE_ID"]].split(":")[0] in (host, name), (
             f"{name}: its quorum voter entry must point at itself ({host})"
@@ -841,9 +796,7 @@ def test_kafka_cluster_is_three_combined_kraft_nodes() -> None:
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
             "KAFKA_INTER_BROKER_LISTENER_NAME",
         ):
-            assert env.get(var), (
-                f"{name}: set {var} (given any KAFKA_ variable the image uses no default config)"
-            )
+            assert env.get(var), f"{name}: set {var} (given any KAFKA_ variable the image uses no default config)"
         advertised = env["KAFKA_ADVERTISED_LISTENERS"]
         assert f"//{host}:" in advertised, (
             f"{name}: KAFKA_ADVERTISED_LISTENERS must advertise its compose hostname {host}"
@@ -866,9 +819,7 @@ def _broker_addresses() -> set[str]:
         controller = set(env.get("KAFKA_CONTROLLER_LISTENER_NAMES", "").split(","))
         for listener in env.get("KAFKA_ADVERTISED_LISTENERS", "").split(","):
             listener_name, _, address = listener.partition("://")
-            if listener_name not in controller and listener_name == env.get(
-                "KAFKA_INTER_BROKER_LISTENER_NAME"
-            ):
+            if listener_name not in controller and listener_name == env.get("KAFKA_INTER_BROKER_LISTENER_NAME"):
                 addresses.add(address)
     return addresses
 
@@ -915,8 +866,7 @@ def test_services_reach_the_cluster_and_the_database() -> None:
 
 def test_init_migrates_and_provisions_topics_with_replication_3() -> None:
     assert INIT_SERVICE in APP_SERVICES, (
-        f"add a one-shot {INIT_SERVICE!r} service running `smartcity migrate` and "
-        "`smartcity topics`"
+        f"add a one-shot {INIT_SERVICE!r} service running `smartcity migrate` and `smartcity topics`"
     )
     svc = COMPOSE_SERVICES[INIT_SERVICE]
     ran = {(c.script, c.args[:1]) for c in invocations(svc.get("command"))}
@@ -936,9 +886,7 @@ def test_init_migrates_and_provisions_topics_with_replication_3() -> None:
 
 
 def test_postgres() -> None:
-    assert len(POSTGRES_SERVICES) == 1, (
-        f"expected one {POSTGRES_IMAGE} service, found {POSTGRES_SERVICES}"
-    )
+    assert len(POSTGRES_SERVICES) == 1, f"expected one {POSTGRES_IMAGE} service, found {POSTGRES_SERVICES}"
     svc = COMPOSE_SERVICES[POSTGRES_SERVICES[0]]
     env = environment(svc)
     assert interpolated_variable(env.get("POSTGRES_PASSWORD")), (
@@ -979,8 +927,7 @@ def test_dockerfile_installs_pinned_runtime_dependencies() -> None:
     instructions = dockerfile_instructions()
     bases = dockerfile_bases(instructions)
     assert bases and all(b == "python:3.11-slim" for b in bases), (
-        "Dockerfile: every stage must start FROM python:3.11-slim (requires-python 3.11), "
-        f"found {bases}"
+        f"Dockerfile: every stage must start FROM python:3.11-slim (requires-python 3.11), found {bases}"
     )
     copies = " ".join(i.args for i in instructions if i.keyword in ("COPY", "ADD"))
     for needed in ("pyproject.toml", "constraints.txt"):
@@ -1004,10 +951,7 @@ def test_dockerfile_installs_pinned_runtime_dependencies() -> None:
 
 def test_dockerfile_exposes_every_compose_port() -> None:
     exposed = {
-        int(port.split("/")[0])
-        for i in dockerfile_instructions()
-        if i.keyword == "EXPOSE"
-        for port in i.args.split()
+        int(port.split("/")[0]) for i in dockerfile_instructions() if i.keyword == "EXPOSE" for port in i.args.split()
     }
     used: dict[int, str] = {}
     for name in APP_SERVICES:
@@ -1020,9 +964,7 @@ def test_dockerfile_exposes_every_compose_port() -> None:
         if port is not None:
             used.setdefault(port, module)
     missing = {port: name for port, name in used.items() if port not in exposed}
-    assert not missing, (
-        f"Dockerfile: EXPOSE {' '.join(map(str, sorted(missing)))} (used by {missing})"
-    )
+    assert not missing, f"Dockerfile: EXPOSE {' '.join(map(str, sorted(missing)))} (used by {missing})"
 
 
 @pytest.mark.parametrize(
@@ -1047,8 +989,7 @@ def test_dockerfile_exposes_every_compose_port() -> None:
 def test_dockerignore(path: str, excluded: bool) -> None:
     assert DOCKERIGNORE.is_file(), "add a .dockerignore (keep .venv, .git, .smartcity, tests out)"
     assert dockerignore_excludes(path) == excluded, (
-        f".dockerignore: {path} must be {'excluded from' if excluded else 'included in'} "
-        "the build context"
+        f".dockerignore: {path} must be {'excluded from' if excluded else 'included in'} the build context"
     )
 
 
@@ -1060,9 +1001,7 @@ def test_dockerfile_copies_only_what_the_context_contains() -> None:
         for source in sources:
             if any(ch in source for ch in "*?["):
                 continue  # an optional glob (README.md*)
-            assert (ROOT / source).exists(), (
-                f"Dockerfile: COPY {source}: no such file in the repository"
-            )
+            assert (ROOT / source).exists(), f"Dockerfile: COPY {source}: no such file in the repository"
             assert not dockerignore_excludes(source.rstrip("/")), (
                 f"Dockerfile: COPY {source} but .dockerignore excludes it"
             )

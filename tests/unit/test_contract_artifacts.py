@@ -325,9 +325,7 @@ def test_asyncapi_has_the_structure_of_the_3_0_0_specification() -> None:
     for channel in document["channels"].values():
         assert set(channel) <= CHANNEL_FIELDS
         kafka = channel["bindings"]["kafka"]
-        assert (
-            set(kafka) <= KAFKA_CHANNEL and set(kafka["topicConfiguration"]) <= KAFKA_TOPIC_CONFIG
-        )
+        assert set(kafka) <= KAFKA_CHANNEL and set(kafka["topicConfiguration"]) <= KAFKA_TOPIC_CONFIG
         assert kafka["partitions"] >= 1
     for operation in document["operations"].values():
         assert set(operation) <= OPERATION_FIELDS
@@ -410,9 +408,7 @@ def test_dead_letter_records_match_their_asyncapi_message() -> None:
         value=orjson.dumps(value),
         headers=[(k, v.encode()) for k, v in headers.items()],
     )
-    letter = dead_letter(
-        Poison(record, "unit '380' (Thanh Hóa) did not exist"), "events.deadletter"
-    )
+    letter = dead_letter(Poison(record, "unit '380' (Thanh Hóa) did not exist"), "events.deadletter")
     decoded = {k: v.decode() for k, v in letter.headers}
     assert errors(described["headers"], decoded) == []
     assert letter.key is not None

@@ -67,8 +67,16 @@ def test_hour_floors_to_the_utc_hour():
 
 
 def test_what_the_ingest_service_writes_decodes_to_the_same_event():
-    raw = {"specversion": "1.0", "id": "a-1", "source": "/x", "type": PAID,
-           "time": "2025-05-05T08:00:00+07:00", "unit": "38", "subject": "s", "data": DATA}
+    raw = {
+        "specversion": "1.0",
+        "id": "a-1",
+        "source": "/x",
+        "type": PAID,
+        "time": "2025-05-05T08:00:00+07:00",
+        "unit": "38",
+        "subject": "s",
+        "data": DATA,
+    }
     valid = validate_event(raw, Sector.HEALTH)
     assert not isinstance(valid, list)
     out = decode(Record("t", 0, 0, b"38", orjson.dumps(valid.envelope.data), kafka_headers(valid)))
@@ -77,8 +85,9 @@ def test_what_the_ingest_service_writes_decodes_to_the_same_event():
 
 
 def test_what_the_simulator_writes_decodes_too():
-    key, value, hdrs = to_record({"id": "s-1", "source": "/sim", "type": PAID,
-                                  "time": "2025-05-05T01:00:00Z", "unit": "390", "data": DATA})
+    key, value, hdrs = to_record(
+        {"id": "s-1", "source": "/sim", "type": PAID, "time": "2025-05-05T01:00:00Z", "unit": "390", "data": DATA}
+    )
     out = decode(Record("t", 0, 0, key, value, hdrs))
     assert isinstance(out, Decoded) and out.unit == "390" and out.data == DossierPaid(**DATA)
 
@@ -220,8 +229,15 @@ def test_nul_in_source_or_id_is_poison_so_dedupe_keys_cannot_collide(source, id_
     assert event_key("a\x00b", "c") == event_key("a", "b\x00c")
     out = decode(record(hdrs=headers(ce_source=source.encode(), ce_id=id_.encode())))
     assert isinstance(out, Poison) and "NUL" in out.reason
-    raw = {"specversion": "1.0", "id": id_, "source": source, "unit": "390", "time": "2025-05-05T09:00:00+07:00",
-           "type": "vn.gov.thanhhoa.health.visit.closed", "data": {"emr": True}}
+    raw = {
+        "specversion": "1.0",
+        "id": id_,
+        "source": source,
+        "unit": "390",
+        "time": "2025-05-05T09:00:00+07:00",
+        "type": "vn.gov.thanhhoa.health.visit.closed",
+        "data": {"emr": True},
+    }
     errors = validate_event(raw)
     assert isinstance(errors, list) and {e.field for e in errors} & {"id", "source"}
 
@@ -249,7 +265,8 @@ def test_arbitrary_records_never_raise(value, hdrs, key):
 
 
 aware_times = st.datetimes(
-    min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2060, 1, 1),
+    min_value=dt.datetime(1990, 1, 1),
+    max_value=dt.datetime(2060, 1, 1),
     timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=7)), dt.timezone(dt.timedelta(hours=-11))]),
 )
 

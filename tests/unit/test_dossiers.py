@@ -34,8 +34,13 @@ SECTOR, UNIT = "health", "390"
 
 def received(due: dt.datetime, *, channel="online", fee=True, digitised=False, reused=False):
     return ev.DossierReceived(
-        dossier_id=DID, procedure_code="1.001", channel=channel, due_at=due,
-        fee_required=fee, digitised=digitised, reused_data=reused,
+        dossier_id=DID,
+        procedure_code="1.001",
+        channel=channel,
+        due_at=due,
+        fee_required=fee,
+        digitised=digitised,
+        reused_data=reused,
     )
 
 
@@ -93,8 +98,10 @@ def test_more_than_one_supplement_request_is_late_even_when_early():
     due = T0 + 10 * DAY
     steps = [
         (received(due), T0),
-        (REQUESTED, T0 + H), (RESUMED, T0 + 2 * H),
-        (REQUESTED, T0 + 3 * H), (RESUMED, T0 + 4 * H),
+        (REQUESTED, T0 + H),
+        (RESUMED, T0 + 2 * H),
+        (REQUESTED, T0 + 3 * H),
+        (RESUMED, T0 + 4 * H),
         (resolved(), T0 + 5 * H),
     ]
     state = run(steps)
@@ -193,8 +200,14 @@ def test_overdue_agrees_with_resolution_when_no_pause_is_open(due_h, pause, reso
 
 
 def test_nothing_counts_before_the_dossier_is_received():
-    state = run([(REQUESTED, T0), (resolved(), T0 + H), (ev.DossierPaid(dossier_id=DID, online=True), T0 + H),
-                 (ev.DossierRated(dossier_id=DID, satisfied=False), T0 + 2 * H)])
+    state = run(
+        [
+            (REQUESTED, T0),
+            (resolved(), T0 + H),
+            (ev.DossierPaid(dossier_id=DID, online=True), T0 + H),
+            (ev.DossierRated(dossier_id=DID, satisfied=False), T0 + 2 * H),
+        ]
+    )
     assert contribution(state) == {}
     assert contribution(None) == {}
     assert hour_of(state) is None and hour_of(None) is None
@@ -268,9 +281,16 @@ def test_receiving_again_is_idempotent():
 
 offsets = st.integers(0, 40 * 24 * 3600)
 dossier_event = st.one_of(
-    st.builds(lambda due, ch, fee, dg, ru: received(T0 + dt.timedelta(seconds=due), channel=ch, fee=fee,
-                                                    digitised=dg, reused=ru),
-              offsets, st.sampled_from(["online", "counter", "post"]), st.booleans(), st.booleans(), st.booleans()),
+    st.builds(
+        lambda due, ch, fee, dg, ru: received(
+            T0 + dt.timedelta(seconds=due), channel=ch, fee=fee, digitised=dg, reused=ru
+        ),
+        offsets,
+        st.sampled_from(["online", "counter", "post"]),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+    ),
     st.just(REQUESTED),
     st.just(RESUMED),
     st.builds(resolved, st.booleans()),

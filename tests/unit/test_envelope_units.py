@@ -85,7 +85,9 @@ def test_missing_attributes_are_each_reported():
     assert {e.code for e in out} == {"missing"}
 
 
-@pytest.mark.parametrize(("unit", "ok"), [("38", True), ("39999", True), ("3", False), ("390a", False), ("123456", False)])
+@pytest.mark.parametrize(
+    ("unit", "ok"), [("38", True), ("39999", True), ("3", False), ("390a", False), ("123456", False)]
+)
 def test_unit_code_shape(unit, ok):
     out = validate_event(with_(unit=unit))
     assert isinstance(out, ValidEvent) if ok else fields(out) == ["unit"]
@@ -136,7 +138,9 @@ def test_arbitrary_objects_give_a_result_not_an_exception(raw):
 
 def test_check_unknown_unit():
     assert REGISTRY.check("99999", dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) == (
-        "unknown_unit", "unknown administrative unit '99999'")
+        "unknown_unit",
+        "unknown administrative unit '99999'",
+    )
 
 
 def test_check_unit_not_valid_names_the_local_day_and_span():
@@ -195,15 +199,17 @@ def test_descendants_and_levels_of_the_reference_registry():
 
 
 def small_registry() -> UnitRegistry:
-    return UnitRegistry.from_units([
-        Unit("1", "P", "Province", "province", None),
-        Unit("10", "D", "District", "district", "1", valid_to=dt.date(2025, 6, 30)),
-        Unit("100", "W", "Ward", "ward", "10"),
-        Unit("101", "C", "Commune", "commune", "10"),
-        Unit("11", "T", "Town", "town", "1"),
-        Unit("110", "X", "Township", "township", "11"),
-        Unit("7", "Orphan", "Orphan", "commune", "missing-parent"),
-    ])
+    return UnitRegistry.from_units(
+        [
+            Unit("1", "P", "Province", "province", None),
+            Unit("10", "D", "District", "district", "1", valid_to=dt.date(2025, 6, 30)),
+            Unit("100", "W", "Ward", "ward", "10"),
+            Unit("101", "C", "Commune", "commune", "10"),
+            Unit("11", "T", "Town", "town", "1"),
+            Unit("110", "X", "Township", "township", "11"),
+            Unit("7", "Orphan", "Orphan", "commune", "missing-parent"),
+        ]
+    )
 
 
 def test_hierarchy_of_a_three_level_registry():
@@ -230,8 +236,14 @@ def test_valid_on_bounds_are_inclusive():
     assert not u.valid_on(dt.date(2025, 8, 1))
 
 
-@given(st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2090, 1, 1),
-                    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=7)),
-                                               dt.timezone(dt.timedelta(hours=-9, minutes=-30))])))
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1990, 1, 1),
+        max_value=dt.datetime(2090, 1, 1),
+        timezones=st.sampled_from(
+            [dt.UTC, dt.timezone(dt.timedelta(hours=7)), dt.timezone(dt.timedelta(hours=-9, minutes=-30))]
+        ),
+    )
+)
 def test_local_date_is_the_date_at_utc_plus_seven(moment):
     assert local_date(moment) == moment.astimezone(dt.timezone(dt.timedelta(hours=7))).date()

@@ -44,8 +44,12 @@ def test_ratio_without_denominator_is_no_data_not_zero():
 
 
 def test_ratio_with_subtracted_terms():
-    totals = {"dossier.received": 10, "dossier.rated_unsatisfied": 1, "dossier.resolved_late": 1,
-              "dossier.open_overdue": 1}
+    totals = {
+        "dossier.received": 10,
+        "dossier.rated_unsatisfied": 1,
+        "dossier.resolved_late": 1,
+        "dossier.open_overdue": 1,
+    }
     out = evaluate(KPI["satisfaction_rate"], totals)
     assert out.value == pytest.approx(70.0) and out.numerator == 7
 
@@ -106,9 +110,9 @@ def test_quantile_caps_at_the_last_bound():
     assert evaluate(KPI["processing_p90_hours"], totals).value == 720.0
 
 
-cumulative_histograms = st.lists(st.integers(0, 50), min_size=len(PROCESSING_HOURS_BUCKETS),
-                                 max_size=len(PROCESSING_HOURS_BUCKETS)).map(
-    lambda xs: [sum(xs[: i + 1]) for i in range(len(xs))])
+cumulative_histograms = st.lists(
+    st.integers(0, 50), min_size=len(PROCESSING_HOURS_BUCKETS), max_size=len(PROCESSING_HOURS_BUCKETS)
+).map(lambda xs: [sum(xs[: i + 1]) for i in range(len(xs))])
 
 
 @settings(max_examples=200, deadline=None)
@@ -180,8 +184,11 @@ def test_rank_laws(vs, direction):
             assert r is None
         else:
             assert r == 1 + sum(better(w, v) for w in present)  # competition ranking
-    pairs = sorted(((v, r) for v, r in zip(vs, ranks, strict=True) if v is not None),
-                   key=lambda p: p[0], reverse=direction == "higher")
+    pairs = sorted(
+        ((v, r) for v, r in zip(vs, ranks, strict=True) if v is not None),
+        key=lambda p: p[0],
+        reverse=direction == "higher",
+    )
     assert [r for _, r in pairs] == sorted(r for _, r in pairs)  # non-decreasing along the order
     for (v1, r1), (v2, r2) in zip(pairs, pairs[1:]):
         assert (v1 == v2) == (r1 == r2)
@@ -248,8 +255,14 @@ def test_negative_values_earn_nothing():
 
 def test_group_points_and_entries():
     res = composite_score(REGISTRY, {k.id: v(100.0) for k in SCORED})
-    assert set(res.groups) == {"publicity", "progress", "digitisation", "online_services", "online_payment",
-                               "satisfaction"}
+    assert set(res.groups) == {
+        "publicity",
+        "progress",
+        "digitisation",
+        "online_services",
+        "online_payment",
+        "satisfaction",
+    }
     assert sum(g.max_points for g in res.groups.values()) == 100
     assert res.groups["progress"].points == pytest.approx(20)
     assert res.groups["publicity"].points == 0 and res.groups["publicity"].points_with_data == 0

@@ -104,8 +104,9 @@ def test_unknown_counter_is_rejected():
 
 
 def test_histogram_placeholder_only_for_quantiles():
-    ok = block(kind='"quantile"', quantile="0.5", numerator='["dossier.processing_le_*h"]',
-               denominator='["dossier.resolved"]')
+    ok = block(
+        kind='"quantile"', quantile="0.5", numerator='["dossier.processing_le_*h"]', denominator='["dossier.resolved"]'
+    )
     assert parse_registry(toml(ok)).kpis[0].quantile == 0.5
     rejects(toml(block(numerator='["dossier.processing_le_*h"]')), "unknown counter")
 
@@ -125,8 +126,13 @@ def test_sum_with_denominator_is_rejected():
 
 @pytest.mark.parametrize(
     ("direction", "green", "red", "ok"),
-    [("higher", 90, 60, True), ("higher", 60, 90, False), ("higher", 70, 70, True),
-     ("lower", 72, 168, True), ("lower", 168, 72, False)],
+    [
+        ("higher", 90, 60, True),
+        ("higher", 60, 90, False),
+        ("higher", 70, 70, True),
+        ("lower", 72, 168, True),
+        ("lower", 168, 72, False),
+    ],
 )
 def test_bands_must_be_in_order_for_the_direction(direction, green, red, ok):
     text = toml(block(direction=f'"{direction}"', bands=f"{{ green = {green}, red = {red} }}"))

@@ -57,8 +57,14 @@ def test_naive_moments_are_vietnamese_local_time():
 
 @pytest.mark.parametrize(
     ("moment", "quarter"),
-    [((2025, 1, 1), (2025, 1, 1)), ((2025, 3, 31, 23), (2025, 1, 1)), ((2025, 4, 1), (2025, 4, 1)),
-     ((2025, 9, 30), (2025, 7, 1)), ((2025, 10, 1), (2025, 10, 1)), ((2025, 12, 31, 23, 59), (2025, 10, 1))],
+    [
+        ((2025, 1, 1), (2025, 1, 1)),
+        ((2025, 3, 31, 23), (2025, 1, 1)),
+        ((2025, 4, 1), (2025, 4, 1)),
+        ((2025, 9, 30), (2025, 7, 1)),
+        ((2025, 10, 1), (2025, 10, 1)),
+        ((2025, 12, 31, 23, 59), (2025, 10, 1)),
+    ],
 )
 def test_quarters(moment, quarter):
     assert floor(vn(*moment), "quarter") == vn(*quarter)
@@ -88,8 +94,11 @@ def test_buckets_align_outwards():
     assert buckets(vn(2025, 5, 1), vn(2025, 5, 1), "day") == []
 
 
-moments = st.datetimes(min_value=dt.datetime(2023, 1, 1), max_value=dt.datetime(2026, 12, 31),
-                       timezones=st.sampled_from([UTC, VN, dt.timezone(dt.timedelta(hours=-5))]))
+moments = st.datetimes(
+    min_value=dt.datetime(2023, 1, 1),
+    max_value=dt.datetime(2026, 12, 31),
+    timezones=st.sampled_from([UTC, VN, dt.timezone(dt.timedelta(hours=-5))]),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -159,8 +168,10 @@ def test_decompose_exactly_covers_the_hour_aligned_period(x, y):
 
 def test_decompose_example():
     p = decompose(vn(2025, 4, 29, 22, 15), vn(2025, 7, 2, 3, 10))
-    assert p.hours == ((dt.datetime(2025, 4, 29, 15, tzinfo=UTC), dt.datetime(2025, 4, 29, 17, tzinfo=UTC)),
-                       (dt.datetime(2025, 7, 1, 17, tzinfo=UTC), dt.datetime(2025, 7, 1, 21, tzinfo=UTC)))
+    assert p.hours == (
+        (dt.datetime(2025, 4, 29, 15, tzinfo=UTC), dt.datetime(2025, 4, 29, 17, tzinfo=UTC)),
+        (dt.datetime(2025, 7, 1, 17, tzinfo=UTC), dt.datetime(2025, 7, 1, 21, tzinfo=UTC)),
+    )
     assert p.days == ((dt.date(2025, 4, 30), dt.date(2025, 5, 1)), (dt.date(2025, 7, 1), dt.date(2025, 7, 2)))
     assert p.months == ((dt.date(2025, 5, 1), dt.date(2025, 7, 1)),)
 
@@ -168,12 +179,16 @@ def test_decompose_example():
 def test_decompose_short_and_empty_periods():
     assert decompose(vn(2025, 5, 5, 10), vn(2025, 5, 5, 10)).hours == ()
     assert decompose(vn(2025, 5, 5, 10), vn(2025, 5, 5, 10, 1)).hours == (
-        (dt.datetime(2025, 5, 5, 3, tzinfo=UTC), dt.datetime(2025, 5, 5, 4, tzinfo=UTC)),)
+        (dt.datetime(2025, 5, 5, 3, tzinfo=UTC), dt.datetime(2025, 5, 5, 4, tzinfo=UTC)),
+    )
     whole_day = decompose(vn(2025, 5, 5), vn(2025, 5, 6))
     assert whole_day.hours == () and whole_day.days == ((dt.date(2025, 5, 5), dt.date(2025, 5, 6)),)
     whole_month = decompose(vn(2025, 2, 1), vn(2025, 3, 1))
-    assert whole_month.hours == () and whole_month.days == () and whole_month.months == (
-        (dt.date(2025, 2, 1), dt.date(2025, 3, 1)),)
+    assert (
+        whole_month.hours == ()
+        and whole_month.days == ()
+        and whole_month.months == ((dt.date(2025, 2, 1), dt.date(2025, 3, 1)),)
+    )
 
 
 # --- previous and default period -------------------------------------------------------------------

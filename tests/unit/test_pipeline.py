@@ -66,8 +66,15 @@ def test_valid_event_is_prepared_with_unit_key_data_value_and_binary_headers():
 
 
 def test_optional_attributes_travel_as_headers_and_datacontenttype_does_not():
-    out = one(raw(subject="ticket-9", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
-                  tracestate="k=v", dataschema="https://example/schema", datacontenttype="application/json"))
+    out = one(
+        raw(
+            subject="ticket-9",
+            traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+            tracestate="k=v",
+            dataschema="https://example/schema",
+            datacontenttype="application/json",
+        )
+    )
     assert isinstance(out, Prepared)
     names = [n for n, _ in out.message.headers]
     assert names[-4:] == ["ce_subject", "ce_dataschema", "ce_traceparent", "ce_tracestate"]
@@ -158,14 +165,21 @@ def test_wrong_sector_is_422_wrong_sector():
     assert isinstance(out, Rejected) and out.status == 422
     assert [(e.field, e.code) for e in out.errors] == [("type", "wrong_sector")]
     # the same event is fine for the transport service
-    assert isinstance(one(raw(type="vn.gov.thanhhoa.transport.fare.tapped",
-                              data={"route_id": "R1", "payment": "cash"}), sector=Sector.TRANSPORT), Prepared)
+    assert isinstance(
+        one(
+            raw(type="vn.gov.thanhhoa.transport.fare.tapped", data={"route_id": "R1", "payment": "cash"}),
+            sector=Sector.TRANSPORT,
+        ),
+        Prepared,
+    )
 
 
 def test_shared_families_are_accepted_by_every_sector():
     for sector in Sector:
-        event = raw(type=f"vn.gov.thanhhoa.{sector.value}.document.outgoing_issued",
-                    data={"document_id": "123/QD-UBND", "agency_signed": True, "personal_signed": False})
+        event = raw(
+            type=f"vn.gov.thanhhoa.{sector.value}.document.outgoing_issued",
+            data={"document_id": "123/QD-UBND", "agency_signed": True, "personal_signed": False},
+        )
         assert isinstance(one(event, sector=sector), Prepared)
 
 
@@ -183,8 +197,9 @@ def test_prepare_returns_one_outcome_per_event_in_order(kinds):
         "bad_unit": raw(unit="99999"),
         "forbidden": raw(unit="38"),
     }
-    outcomes = prepare([events[k] for k in kinds], sector=Sector.HEALTH, registry=REGISTRY,
-                       principal=ONLY_390, topic=TOPIC)
+    outcomes = prepare(
+        [events[k] for k in kinds], sector=Sector.HEALTH, registry=REGISTRY, principal=ONLY_390, topic=TOPIC
+    )
     assert [o.index for o in outcomes] == list(range(len(kinds)))
     expected = {"ok": None, "bad_data": 422, "bad_unit": 422, "forbidden": 403}
     for kind, out in zip(kinds, outcomes, strict=True):

@@ -43,8 +43,12 @@ def fold(items) -> projects.ProjectState:
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from(PROJECT_STAGES), st.integers(0, 10_000)), min_size=1, max_size=6,
-             unique_by=lambda x: x[1]),
+    st.lists(
+        st.tuples(st.sampled_from(PROJECT_STAGES), st.integers(0, 10_000)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda x: x[1],
+    ),
     st.randoms(use_true_random=False),
 )
 def test_latest_stage_by_event_time_wins_whatever_the_arrival_order(changes, rnd):
@@ -58,8 +62,12 @@ def test_latest_stage_by_event_time_wins_whatever_the_arrival_order(changes, rnd
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(0, 100), st.floats(0, 100), st.integers(0, 10_000)), min_size=1, max_size=6,
-             unique_by=lambda x: x[2]),
+    st.lists(
+        st.tuples(st.floats(0, 100), st.floats(0, 100), st.integers(0, 10_000)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda x: x[2],
+    ),
     st.randoms(use_true_random=False),
 )
 def test_latest_progress_by_event_time_wins_whatever_the_arrival_order(reports, rnd):
@@ -78,10 +86,12 @@ def test_a_late_older_report_never_overwrites_a_newer_one():
 
 
 def test_title_and_plan_survive_a_newer_stage_event_that_omits_them():
-    state = fold([
-        (stage("proposal", title="Cổng dữ liệu", planned_completion=dt.date(2026, 6, 30)), T0),
-        (stage("design"), T0 + dt.timedelta(days=1)),
-    ])
+    state = fold(
+        [
+            (stage("proposal", title="Cổng dữ liệu", planned_completion=dt.date(2026, 6, 30)), T0),
+            (stage("design"), T0 + dt.timedelta(days=1)),
+        ]
+    )
     assert state.stage == "design"
     assert state.title == "Cổng dữ liệu"
     assert state.planned_completion == dt.date(2026, 6, 30)
@@ -104,10 +114,20 @@ def test_apply_rejects_an_event_of_another_family():
     ("state_kw", "today", "expected"),
     [
         (dict(stage="completed", planned_completion=dt.date(2020, 1, 1)), dt.date(2025, 1, 1), "completed"),
-        (dict(stage="in_progress", planned_completion=dt.date(2025, 1, 1), percent_complete=90.0,
-              planned_percent=50.0), dt.date(2025, 1, 2), "overdue"),
-        (dict(stage="in_progress", planned_completion=dt.date(2025, 1, 1), percent_complete=90.0,
-              planned_percent=50.0), dt.date(2025, 1, 1), "on_schedule"),  # due today: not yet overdue
+        (
+            dict(
+                stage="in_progress", planned_completion=dt.date(2025, 1, 1), percent_complete=90.0, planned_percent=50.0
+            ),
+            dt.date(2025, 1, 2),
+            "overdue",
+        ),
+        (
+            dict(
+                stage="in_progress", planned_completion=dt.date(2025, 1, 1), percent_complete=90.0, planned_percent=50.0
+            ),
+            dt.date(2025, 1, 1),
+            "on_schedule",
+        ),  # due today: not yet overdue
         (dict(stage="in_progress"), dt.date(2025, 1, 1), "no_report"),
         (dict(stage="in_progress", percent_complete=50.0), dt.date(2025, 1, 1), "no_report"),
         (dict(stage="in_progress", percent_complete=50.0, planned_percent=50.0), dt.date(2025, 1, 1), "on_schedule"),
@@ -134,8 +154,9 @@ def test_every_stateless_event_type_has_a_rule_and_stateful_ones_do_not():
 
 def test_rules_only_name_known_counters():
     samples = {
-        documents.IncomingDocumentRegistered: dict(document_id="D1", received_electronically=True,
-                                                   processed_on_system=False),
+        documents.IncomingDocumentRegistered: dict(
+            document_id="D1", received_electronically=True, processed_on_system=False
+        ),
         documents.OutgoingDocumentIssued: dict(document_id="D2", agency_signed=True, personal_signed=False),
         usage.EnrolmentApplied: dict(channel="app", level="primary"),
         usage.ElearningSessionCompleted: dict(minutes=1.5),
@@ -164,35 +185,60 @@ def test_rules_only_name_known_counters():
     [
         (usage.FareTapped(route_id="R01", payment="cash"), {"fare.boardings": 1, "fare.boardings.cashless": 0}),
         (usage.FareTapped(route_id="R01", payment="qr"), {"fare.boardings": 1, "fare.boardings.cashless": 1}),
-        (usage.VehicleDeparted(route_id="R01", delay_seconds=0),
-         {"vehicle.departures": 1, "vehicle.departures.on_time": 1}),
-        (usage.VehicleDeparted(route_id="R01", delay_seconds=300),
-         {"vehicle.departures": 1, "vehicle.departures.on_time": 1}),
-        (usage.VehicleDeparted(route_id="R01", delay_seconds=301),
-         {"vehicle.departures": 1, "vehicle.departures.on_time": 0}),
-        (usage.VehicleDeparted(route_id="R01", delay_seconds=-1),
-         {"vehicle.departures": 1, "vehicle.departures.on_time": 0}),
-        (usage.ParkingSessionClosed(minutes=5, payment="cash"), {"parking.sessions": 1, "parking.sessions.cashless": 0}),
+        (
+            usage.VehicleDeparted(route_id="R01", delay_seconds=0),
+            {"vehicle.departures": 1, "vehicle.departures.on_time": 1},
+        ),
+        (
+            usage.VehicleDeparted(route_id="R01", delay_seconds=300),
+            {"vehicle.departures": 1, "vehicle.departures.on_time": 1},
+        ),
+        (
+            usage.VehicleDeparted(route_id="R01", delay_seconds=301),
+            {"vehicle.departures": 1, "vehicle.departures.on_time": 0},
+        ),
+        (
+            usage.VehicleDeparted(route_id="R01", delay_seconds=-1),
+            {"vehicle.departures": 1, "vehicle.departures.on_time": 0},
+        ),
+        (
+            usage.ParkingSessionClosed(minutes=5, payment="cash"),
+            {"parking.sessions": 1, "parking.sessions.cashless": 0},
+        ),
         (usage.ParkingSessionClosed(minutes=5, payment="app"), {"parking.sessions": 1, "parking.sessions.cashless": 1}),
         (usage.SchoolFeePaid(method="cash"), {"fee.payments": 1, "fee.payments.cashless": 0}),
         (usage.SchoolFeePaid(method="transfer"), {"fee.payments": 1, "fee.payments.cashless": 1}),
-        (usage.EnrolmentApplied(channel="online", level="primary"),
-         {"enrolment.applications": 1, "enrolment.applications.online": 1}),
-        (usage.EnrolmentApplied(channel="app", level="preschool"),
-         {"enrolment.applications": 1, "enrolment.applications.online": 1}),
-        (usage.EnrolmentApplied(channel="counter", level="primary"),
-         {"enrolment.applications": 1, "enrolment.applications.online": 0}),
+        (
+            usage.EnrolmentApplied(channel="online", level="primary"),
+            {"enrolment.applications": 1, "enrolment.applications.online": 1},
+        ),
+        (
+            usage.EnrolmentApplied(channel="app", level="preschool"),
+            {"enrolment.applications": 1, "enrolment.applications.online": 1},
+        ),
+        (
+            usage.EnrolmentApplied(channel="counter", level="primary"),
+            {"enrolment.applications": 1, "enrolment.applications.online": 0},
+        ),
         (usage.AppointmentBooked(channel="post"), {"appointment.booked": 1, "appointment.booked.online": 0}),
         (usage.AppointmentBooked(channel="app"), {"appointment.booked": 1, "appointment.booked.online": 1}),
         (usage.ElearningSessionCompleted(minutes=1.5), {"elearning.sessions": 1, "elearning.seconds": 90}),
-        (usage.VisitCheckedIn(insured=True, id_method="chip_id"),
-         {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 1}),
-        (usage.VisitCheckedIn(insured=True, id_method="vneid"),
-         {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 1}),
-        (usage.VisitCheckedIn(insured=True, id_method="insurance_card"),
-         {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 0}),
-        (usage.VisitCheckedIn(insured=False, id_method="chip_id"),
-         {"visit.checked_in": 1, "visit.insured": 0, "visit.insured.chip_id": 0}),
+        (
+            usage.VisitCheckedIn(insured=True, id_method="chip_id"),
+            {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 1},
+        ),
+        (
+            usage.VisitCheckedIn(insured=True, id_method="vneid"),
+            {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 1},
+        ),
+        (
+            usage.VisitCheckedIn(insured=True, id_method="insurance_card"),
+            {"visit.checked_in": 1, "visit.insured": 1, "visit.insured.chip_id": 0},
+        ),
+        (
+            usage.VisitCheckedIn(insured=False, id_method="chip_id"),
+            {"visit.checked_in": 1, "visit.insured": 0, "visit.insured.chip_id": 0},
+        ),
         (usage.VisitClosed(emr=False), {"visit.closed": 1, "visit.closed.emr": 0}),
         (usage.TelemedicineConsulted(minutes=3), {"telemedicine.consultations": 1}),
         (usage.TicketSold(site_id="S1", channel="online", quantity=4), {"ticket.sold": 4, "ticket.sold.online": 4}),
@@ -200,12 +246,17 @@ def test_rules_only_name_known_counters():
         (usage.EntryScanned(site_id="S1", count=7), {"entry.visits": 7}),
         (usage.LibraryLoanRecorded(format="electronic"), {"library.loans": 1, "library.loans.electronic": 1}),
         (usage.LibraryLoanRecorded(format="physical"), {"library.loans": 1, "library.loans.electronic": 0}),
-        (documents.IncomingDocumentRegistered(document_id="D1", received_electronically=True, processed_on_system=False),
-         {"document.incoming": 1, "document.incoming.on_system": 0, "document.incoming.electronic": 1}),
-        (documents.OutgoingDocumentIssued(document_id="D1", agency_signed=False, personal_signed=True),
-         {"document.outgoing": 1, "document.outgoing.agency_signed": 0, "document.outgoing.personal_signed": 1}),
+        (
+            documents.IncomingDocumentRegistered(
+                document_id="D1", received_electronically=True, processed_on_system=False
+            ),
+            {"document.incoming": 1, "document.incoming.on_system": 0, "document.incoming.electronic": 1},
+        ),
+        (
+            documents.OutgoingDocumentIssued(document_id="D1", agency_signed=False, personal_signed=True),
+            {"document.outgoing": 1, "document.outgoing.agency_signed": 0, "document.outgoing.personal_signed": 1},
+        ),
     ],
-
 )
 def test_rule_counters(data, expected):
     assert counters(data) == expected

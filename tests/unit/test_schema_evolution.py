@@ -71,9 +71,7 @@ COMPATIBLE: dict[str, Callable[[dict[str, Any]], None]] = {
         props(s)["minutes"].update(minimum=0),
     ),
     "integer widened to number": lambda s: props(s)["count"].update(type="number"),
-    "made nullable": lambda s: props(s).update(
-        id={"anyOf": [props(s)["id"], {"type": "null"}], "default": None}
-    ),
+    "made nullable": lambda s: props(s).update(id={"anyOf": [props(s)["id"], {"type": "null"}], "default": None}),
     "format removed": lambda s: props(s)["when"].pop("format"),
     "description changed": lambda s: props(s)["id"].update(description="Something else."),
     "items loosened": lambda s: props(s)["tags"]["items"].pop("maxLength"),
@@ -180,9 +178,9 @@ def test_breaking_changes_are_reported(name: str) -> None:
 
 
 def test_const_change_is_reported() -> None:
-    assert breaking_changes(
-        {"type": "string", "const": "vn.gov.a"}, {"type": "string", "const": "vn.gov.b"}
-    ) == ["$: const changed from 'vn.gov.a' to 'vn.gov.b'"]
+    assert breaking_changes({"type": "string", "const": "vn.gov.a"}, {"type": "string", "const": "vn.gov.b"}) == [
+        "$: const changed from 'vn.gov.a' to 'vn.gov.b'"
+    ]
 
 
 def test_catalogue_reports_removed_event_types_and_names_the_type() -> None:

@@ -45,9 +45,7 @@ class Claim:
     reset: bool  # the log restarted below the stored offset (or the topic was recreated)
 
 
-def resolve_start(
-    stored: int | None, stored_topic_id: str | None, info: PartitionInfo
-) -> tuple[int, bool]:
+def resolve_start(stored: int | None, stored_topic_id: str | None, info: PartitionInfo) -> tuple[int, bool]:
     """Broker-reset rule: where to start reading a partition, and whether it was reset.
 
     - No stored offset: the start of the retained log.
@@ -100,7 +98,10 @@ class CounterStore:
                        ON CONFLICT (consumer_group, topic, partition) DO UPDATE
                            SET generation = consumer_offsets.generation + 1, updated_at = now()
                        RETURNING next_offset, topic_id, generation""",
-                    self.group, info.topic, info.partition, info.topic_id,
+                    self.group,
+                    info.topic,
+                    info.partition,
+                    info.topic_id,
                 )
                 assert row is not None
                 stored = row["next_offset"] if row["next_offset"] >= 0 else None
@@ -108,13 +109,21 @@ class CounterStore:
                 if reset:
                     log.warning(
                         "partition log was reset; reading the new log from its start",
-                        topic=info.topic, partition=info.partition, stored_offset=stored,
-                        log_end=info.high, stored_topic_id=row["topic_id"], topic_id=info.topic_id,
+                        topic=info.topic,
+                        partition=info.partition,
+                        stored_offset=stored,
+                        log_end=info.high,
+                        stored_topic_id=row["topic_id"],
+                        topic_id=info.topic_id,
                     )
                 await conn.execute(
                     """UPDATE consumer_offsets SET next_offset = $4, topic_id = COALESCE($5, topic_id)
                        WHERE consumer_group = $1 AND topic = $2 AND partition = $3""",
-                    self.group, info.topic, info.partition, start, info.topic_id,
+                    self.group,
+                    info.topic,
+                    info.partition,
+                    start,
+                    info.topic_id,
                 )
                 claims[(info.topic, info.partition)] = Claim(start, row["generation"], reset)
         return claims
@@ -151,7 +160,8 @@ class CounterStore:
                            ON CONFLICT DO NOTHING RETURNING event_key)
                        SELECT k FROM unnest($1::bytea[]) AS k
                        EXCEPT SELECT event_key FROM ins""",
-                    keys, today,
+                    keys,
+                    today,
                 )
                 duplicates = {r[0] for r in rows}
             new = unique_new(duplicates)
@@ -171,7 +181,12 @@ class CounterStore:
                 """UPDATE consumer_offsets SET next_offset = $6, updated_at = now()
                    WHERE consumer_group = $1 AND topic = $2 AND partition = $3
                      AND generation = $4 AND next_offset = $5""",
-                self.group, topic, partition, generation, expected, nxt,
+                self.group,
+                topic,
+                partition,
+                generation,
+                expected,
+                nxt,
             )
             if status != "UPDATE 1":
                 raise StaleAssignment(
@@ -207,30 +222,63 @@ class CounterStore:
             return
         states = [effects.dossiers[k] for k in sorted(effects.dossiers)]
         cols = [
-            "dossier_id", "sector", "unit_code", "received_at", "due_at", "channel",
-            "procedure_code", "fee_required", "digitised", "reused_data", "supplement_count",
-            "paused_seconds", "pause_started_at", "resolved_at", "e_result", "paid_online",
+            "dossier_id",
+            "sector",
+            "unit_code",
+            "received_at",
+            "due_at",
+            "channel",
+            "procedure_code",
+            "fee_required",
+            "digitised",
+            "reused_data",
+            "supplement_count",
+            "paused_seconds",
+            "pause_started_at",
+            "resolved_at",
+            "e_result",
+            "paid_online",
             "satisfied",
         ]
         types = [
-            "text", "text", "text", "timestamptz", "timestamptz", "text", "text", "bool", "bool",
-            "bool", "int4", "int8", "timestamptz", "timestamptz", "bool", "bool", "bool",
+            "text",
+            "text",
+            "text",
+            "timestamptz",
+            "timestamptz",
+            "text",
+            "text",
+            "bool",
+            "bool",
+            "bool",
+            "int4",
+            "int8",
+            "timestamptz",
+            "timestamptz",
+            "bool",
+            "bool",
+            "bool",
         ]
-        await _upsert(conn, "dossiers", "dossier_id", cols, types,
-                      [[getattr(s, c) for s in states] for c in cols])
+        await _upsert(conn, "dossiers", "dossier_id", cols, types, [[getattr(s, c) for s in states] for c in cols])
 
     async def _write_projects(self, conn: asyncpg.Connection, effects: Effects) -> None:
         if not effects.projects:
             return
         states = [effects.projects[k] for k in sorted(effects.projects)]
         cols = [
-            "project_id", "sector", "unit_code", "title", "stage", "stage_changed_at",
-            "planned_completion", "percent_complete", "planned_percent", "progress_reported_at",
+            "project_id",
+            "sector",
+            "unit_code",
+            "title",
+            "stage",
+            "stage_changed_at",
+            "planned_completion",
+            "percent_complete",
+            "planned_percent",
+            "progress_reported_at",
         ]
-        types = ["text", "text", "text", "text", "text", "timestamptz", "date", "float8", "float8",
-                 "timestamptz"]
-        await _upsert(conn, "projects", "project_id", cols, types,
-                      [[getattr(s, c) for s in states] for c in cols])
+        types = ["text", "text", "text", "text", "text", "timestamptz", "date", "float8", "float8", "timestamptz"]
+        await _upsert(conn, "projects", "project_id", cols, types, [[getattr(s, c) for s in states] for c in cols])
 
     async def _write_counters(self, conn: asyncpg.Connection, effects: Effects) -> None:
         if effects.hourly:
@@ -261,7 +309,8 @@ class CounterStore:
             status = await conn.execute(
                 """DELETE FROM seen_events WHERE event_key IN (
                        SELECT event_key FROM seen_events WHERE first_seen < $1 LIMIT $2)""",
-                before, limit,
+                before,
+                limit,
             )
         return int(status.split()[-1])
 
@@ -278,7 +327,11 @@ def _columns(items: list[tuple[tuple[str, str, str, object], int]]) -> list[list
 
 
 async def _upsert(
-    conn: asyncpg.Connection, table: str, key: str, cols: list[str], types: list[str],
+    conn: asyncpg.Connection,
+    table: str,
+    key: str,
+    cols: list[str],
+    types: list[str],
     arrays: list[list[object]],
 ) -> None:
     params = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))

@@ -55,9 +55,7 @@ class Poison:
 
 def event_key(source: str, id_: str) -> bytes:
     """The deduplication key of a CloudEvent: its (source, id) pair, digested to 16 bytes."""
-    return hashlib.blake2b(
-        source.encode() + b"\x00" + id_.encode(), digest_size=16
-    ).digest()
+    return hashlib.blake2b(source.encode() + b"\x00" + id_.encode(), digest_size=16).digest()
 
 
 def _header_map(headers: Headers | None) -> dict[str, bytes]:
@@ -85,7 +83,11 @@ class Decoder:
         h = _header_map(record.headers)
         try:
             id_b, source_b, type_b, time_b, unit_b = (
-                h["ce_id"], h["ce_source"], h["ce_type"], h["ce_time"], h["ce_unit"]
+                h["ce_id"],
+                h["ce_source"],
+                h["ce_type"],
+                h["ce_time"],
+                h["ce_unit"],
             )
         except KeyError:
             missing = [n for n in ("ce_id", "ce_source", "ce_type", "ce_time", "ce_unit") if n not in h]

@@ -109,7 +109,10 @@ def apply(state: DossierState, data: EventData, at: dt.datetime, sector: str, un
         if state.pause_started_at is not None:
             waited = max(0, round((at - state.pause_started_at).total_seconds()))
         return replace(
-            state, resolved_at=at, e_result=data.e_result, pause_started_at=None,
+            state,
+            resolved_at=at,
+            e_result=data.e_result,
+            pause_started_at=None,
             paused_seconds=state.paused_seconds + waited,
         )
     if isinstance(data, ev.DossierPaid):

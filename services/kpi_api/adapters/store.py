@@ -36,13 +36,18 @@ SELECT unit_code, metric, sum(value)::int8 AS value FROM (
        AND ((bucket >= $10 AND bucket < $11) OR (bucket >= $12 AND bucket < $13))
 ) AS pieces GROUP BY unit_code, metric"""
 
+# (bucket expression, table) per granularity; weeks, quarters and years group finer rows
+_SERIES_SOURCE: dict[str, tuple[str, str]] = {
+    "hour": ("bucket", "counters_hourly"),
+    "day": ("bucket", "counters_daily"),
+    "week": ("date_trunc('week', bucket)::date", "counters_daily"),
+    "month": ("bucket", "counters_monthly"),
+    "quarter": ("date_trunc('quarter', bucket)::date", "counters_monthly"),
+    "year": ("date_trunc('year', bucket)::date", "counters_monthly"),
+}
 _SERIES_SQL: dict[str, str] = {
-    "hour": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_hourly {w} GROUP BY 1, 2",
-    "day": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_daily {w} GROUP BY 1, 2",
-    "week": "SELECT date_trunc('week', bucket)::date AS b, metric, sum(value)::int8 FROM counters_daily {w} GROUP BY 1, 2",
-    "month": "SELECT bucket AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
-    "quarter": "SELECT date_trunc('quarter', bucket)::date AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
-    "year": "SELECT date_trunc('year', bucket)::date AS b, metric, sum(value)::int8 FROM counters_monthly {w} GROUP BY 1, 2",
+    granularity: f"SELECT {expr} AS b, metric, sum(value)::int8 FROM {table} {{w}} GROUP BY 1, 2"
+    for granularity, (expr, table) in _SERIES_SOURCE.items()
 }
 _SERIES_WHERE = (
     "WHERE unit_code = $1 AND metric = ANY($2::text[]) AND ($3::text IS NULL OR sector = $3) "
@@ -90,8 +95,14 @@ class KpiStore:
         async with self.pool.acquire() as conn:
             if stored:
                 rows = await conn.fetch(
-                    _TOTALS_SQL, units, stored, sector, month[0], month[1],
-                    *_pad(pieces.days, epoch_day), *_pad(pieces.hours, epoch),
+                    _TOTALS_SQL,
+                    units,
+                    stored,
+                    sector,
+                    month[0],
+                    month[1],
+                    *_pad(pieces.days, epoch_day),
+                    *_pad(pieces.hours, epoch),
                 )
                 for unit, metric, value in rows:
                     out[unit][metric] = value
@@ -100,21 +111,31 @@ class KpiStore:
         return out
 
     async def _live_totals(
-        self, conn: asyncpg.Connection, out: dict[str, Totals], leaves: dict[str, list[str]],
-        start: dt.datetime, end: dt.datetime, sector: str | None, now: dt.datetime,
+        self,
+        conn: asyncpg.Connection,
+        out: dict[str, Totals],
+        leaves: dict[str, list[str]],
+        start: dt.datetime,
+        end: dt.datetime,
+        sector: str | None,
+        now: dt.datetime,
     ) -> None:
         owners: dict[str, list[str]] = defaultdict(list)
         for unit, codes in leaves.items():
             for code in codes:
                 owners[code].append(unit)
         rows = await conn.fetch(
-            f"""SELECT d.unit_code, count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$5')}) AS overdue,
+            f"""SELECT d.unit_code, count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$5")}) AS overdue,
                        count(*) AS open
                 FROM dossiers d
                 WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
                   AND d.received_at >= $2 AND d.received_at < $3 AND ($4::text IS NULL OR d.sector = $4)
                 GROUP BY d.unit_code""",
-            sorted(owners), start, end, sector, now,
+            sorted(owners),
+            start,
+            end,
+            sector,
+            now,
         )
         for code, overdue, open_ in rows:
             for unit in owners[code]:
@@ -149,14 +170,19 @@ class KpiStore:
             if wanted & set(LIVE_METRICS):
                 rows = await conn.fetch(
                     f"""SELECT date_trunc($6, d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh') AS b,
-                               count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$5')}) AS overdue,
+                               count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$5")}) AS overdue,
                                count(*) AS open
                         FROM dossiers d
                         WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
                           AND d.received_at >= $2 AND d.received_at < $3
                           AND ($4::text IS NULL OR d.sector = $4)
                         GROUP BY 1""",
-                    leaves, start, end, sector, now, granularity,
+                    leaves,
+                    start,
+                    end,
+                    sector,
+                    now,
+                    granularity,
                 )
                 for naive, overdue, open_ in rows:
                     totals = out[naive.replace(tzinfo=VN)]
@@ -174,22 +200,27 @@ class KpiStore:
                        d.pause_started_at
                 FROM dossiers d
                 WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
-                  AND d.received_at IS NOT NULL AND {OVERDUE_SQL.replace('$NOW', '$2')}
+                  AND d.received_at IS NOT NULL AND {OVERDUE_SQL.replace("$NOW", "$2")}
                   AND ($3::timestamptz IS NULL OR (d.due_at, d.dossier_id) > ($3, $4))
                 ORDER BY d.due_at, d.dossier_id LIMIT $5""",
-            leaves, now, after[0] if after else None, after[1] if after else "", limit,
+            leaves,
+            now,
+            after[0] if after else None,
+            after[1] if after else "",
+            limit,
         )
 
     async def overdue_counts(self, leaves: list[str], now: dt.datetime) -> dict[str, tuple[int, int]]:
         """Per leaf unit: (open dossiers, of which overdue)."""
         rows = await self.pool.fetch(
             f"""SELECT d.unit_code, count(*) AS open,
-                       count(*) FILTER (WHERE {OVERDUE_SQL.replace('$NOW', '$2')}) AS overdue
+                       count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$2")}) AS overdue
                 FROM dossiers d
                 WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
                   AND d.received_at IS NOT NULL
                 GROUP BY d.unit_code""",
-            leaves, now,
+            leaves,
+            now,
         )
         return {r["unit_code"]: (r["open"], r["overdue"]) for r in rows}
 
@@ -199,5 +230,6 @@ class KpiStore:
                       planned_completion, percent_complete, planned_percent, progress_reported_at
                FROM projects WHERE unit_code = ANY($1::text[]) AND ($2::text IS NULL OR stage = $2)
                ORDER BY project_id""",
-            leaves, stage,
+            leaves,
+            stage,
         )

@@ -16,9 +16,14 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/v1/dossiers/overdue", response_model=OverduePublic, summary="Open dossiers past due now")
-async def overdue(request: Request, ctx: ContextDep, op: OperatorDep,
-                  unit: Annotated[str | None, Query(description="Default: the caller's scope")] = None,
-                  cursor: str | None = None, limit: Limit = 200) -> Response:
+async def overdue(
+    request: Request,
+    ctx: ContextDep,
+    op: OperatorDep,
+    unit: Annotated[str | None, Query(description="Default: the caller's scope")] = None,
+    cursor: str | None = None,
+    limit: Limit = 200,
+) -> Response:
     service = ctx.service()
     code = unit or op.scope
     service.unit(code)
@@ -36,16 +41,25 @@ async def overdue(request: Request, ctx: ContextDep, op: OperatorDep,
     return respond(request, payload, filename=f"overdue-{code}")
 
 
-@router.get("/v1/projects", response_model=ProjectsPublic, summary="E-government projects by stage, with schedule status")
-async def projects(request: Request, ctx: ContextDep, op: OperatorDep,
-                   stage: Annotated[str | None, Query(pattern="^(proposal|design|appraisal|in_progress|completed)$")] = None,
-                   unit: str | None = None, cursor: str | None = None, limit: Limit = 500) -> Response:
+@router.get(
+    "/v1/projects", response_model=ProjectsPublic, summary="E-government projects by stage, with schedule status"
+)
+async def projects(
+    request: Request,
+    ctx: ContextDep,
+    op: OperatorDep,
+    stage: Annotated[str | None, Query(pattern="^(proposal|design|appraisal|in_progress|completed)$")] = None,
+    unit: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 500,
+) -> Response:
     service = ctx.service()
     code = unit or op.scope
     service.unit(code)
     op.require(code)
     counts, rate, items = await service.projects(code, stage, now(ctx))
     chunk, nxt = page(items, cursor, limit)
-    payload = ProjectsPublic(unit=code, stage=stage, counts_by_stage=counts, on_schedule_rate=rate,
-                             items=chunk, next_cursor=nxt)
+    payload = ProjectsPublic(
+        unit=code, stage=stage, counts_by_stage=counts, on_schedule_rate=rate, items=chunk, next_cursor=nxt
+    )
     return respond(request, payload, filename="projects")
