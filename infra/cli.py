@@ -40,6 +40,26 @@ def topics() -> None:
         typer.echo(f"drift: {line}", err=True)
 
 
+@app.command()
+def rebuild(
+    group: Annotated[str, typer.Option(help="The live aggregator's consumer group.")] = "kpi-aggregator",
+    schema: Annotated[str | None, typer.Option(help="Schema to rebuild into (default: rebuild_<time>).")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the rebuilt schema for inspection.")] = False,
+) -> None:
+    """Rebuild counters and entity state from the Kafka topics into a fresh schema and
+    compare them with the live tables; exit 1 when they differ."""
+    from infra.rebuild import rebuild as run_rebuild
+
+    report = asyncio.run(run_rebuild(_dsn(), KafkaSettings(), group=group, schema=schema, keep=keep))
+    typer.echo(f"read {report.events_read} events ({report.poison} poison) into schema {report.schema}")
+    for table, count in report.differences.items():
+        typer.echo(f"  {table}: {'identical' if count == 0 else f'{count} rows differ'}")
+        for sample in report.samples.get(table, []):
+            typer.echo(f"      {sample}")
+    if not report.identical:
+        raise typer.Exit(1)
+
+
 @keys.command("create")
 def keys_create(
     kind: Annotated[str, typer.Option(help="ingest or operator")],
