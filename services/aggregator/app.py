@@ -7,6 +7,8 @@ SIGTERM/SIGINT, lets its current batch commit before the process exits.
 import asyncio
 import contextlib
 import datetime as dt
+import os
+import signal
 from collections.abc import AsyncIterator
 from functools import lru_cache
 
@@ -52,6 +54,14 @@ async def _housekeeping(store: CounterStore, settings: AggregatorSettings, clock
         await asyncio.sleep(3600)
 
 
+def _exit_if_failed(task: asyncio.Task[None]) -> None:
+    """A worker that died must not leave a process that looks alive: stop the process so its
+    supervisor (the dev stack, compose, Kubernetes) starts a fresh one."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("aggregator worker failed; exiting", error=repr(task.exception()))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(settings_factory: type[AggregatorSettings] = AggregatorSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +83,7 @@ def create_app(settings_factory: type[AggregatorSettings] = AggregatorSettings) 
         app.state.pool = pool
         app.state.producer = producer
         task = asyncio.create_task(worker.run(), name="aggregator")
+        task.add_done_callback(_exit_if_failed)
         housekeeping = asyncio.create_task(_housekeeping(store, settings, clock))
         try:
             yield

@@ -171,7 +171,13 @@ class Aggregator:
         log.info("partitions revoked", count=len(partitions))
 
     def _partition_info(self, consumer: Consumer, tp: TopicPartition) -> PartitionInfo:
-        low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
+        except KafkaException as exc:
+            # unknown bounds: start a new partition at 0 (the consumer resets to the earliest
+            # offset if that is gone) and let the topic id decide whether the log was reset
+            log.warning("watermarks unavailable", topic=tp.topic, partition=tp.partition, error=str(exc))
+            low, high = 0, -1
         return PartitionInfo(tp.topic, tp.partition, self._topic_id(tp.topic), low, high)
 
     def _topic_id(self, topic: str) -> str | None:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.kpi import KpiRegistry, load_registry
+from services.kpi_api.audit import AccessLog, AuditMiddleware
 from services.kpi_api.deps import ApiContext
 from services.kpi_api.routes import kpis, operations, units
 from services.kpi_api.settings import KpiApiSettings
@@ -86,6 +87,8 @@ def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, 
             await mirror_registry(pool, registry)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("kpi registry not mirrored to PostgreSQL", error=str(exc))
+        access = AccessLog(pool)
+        access.start()
         app.state.ctx = ApiContext(
             pool=pool,
             keys=KeyStore(pool, settings.key_cache_ttl_s),
@@ -93,11 +96,13 @@ def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, 
             kpis=registry,
             clock=clock or SystemClock(settings.clock.offset_seconds),
             limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+            access=access,
         )
         log.info("kpi api started", port=settings.port, kpis=len(registry.kpis), version=registry.version)
         try:
             yield
         finally:
+            await access.stop()
             await unit_cache.stop()
             await pool.close()
 
@@ -121,6 +126,7 @@ def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, 
     app.include_router(units.router)
     app.include_router(operations.router)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(AuditMiddleware)
 
     if (STATIC / "index.html").exists():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")

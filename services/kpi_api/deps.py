@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from schemas.kpi import KpiRegistry
 from schemas.units import UnitRegistry
 from services.kpi_api.adapters.store import KpiStore
+from services.kpi_api.audit import AccessLog
 from services.kpi_api.service import KpiService
 from services.runtime.auth import KeyStore, Principal
 from services.runtime.clock import Clock
@@ -33,6 +34,7 @@ class ApiContext:
     kpis: KpiRegistry
     clock: Clock
     limiter: RateLimiter
+    access: AccessLog
 
     def service(self) -> KpiService:
         registry = self.units.registry

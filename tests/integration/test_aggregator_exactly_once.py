@@ -63,8 +63,20 @@ async def wait_caught_up(dsn: str, ends: dict[tuple[str, int], int], timeout_s: 
     )
 
 
+def group_of(prefix: str) -> str:
+    """Each test's own consumer group: groups are global to the broker, unlike topics."""
+    return f"agg-{prefix.rstrip('.')}"
+
+
 def aggregator(servers: Servers, dsn: str, prefix: str, workdir: Path, **extra: str) -> ServiceProcess:
-    env = service_env(servers.bootstrap, dsn, prefix, AGGREGATOR_BATCH_MAX_RECORDS="5000", **extra)
+    env = service_env(
+        servers.bootstrap,
+        dsn,
+        prefix,
+        AGGREGATOR_BATCH_MAX_RECORDS="5000",
+        AGGREGATOR_GROUP_ID=group_of(prefix),
+        **extra,
+    )
     return ServiceProcess("services.aggregator", env, "AGGREGATOR_PORT", workdir)
 
 

@@ -67,15 +67,9 @@ async def _keys(dsn: str) -> dict[str, str]:
     try:
         return {
             "key": (await create_key(conn, kind="ingest", label="his", sector="health")).key,
-            "key_390": (
-                await create_key(conn, kind="ingest", label="his-390", sector="health", units=["390"])
-            ).key,
-            "key_education": (
-                await create_key(conn, kind="ingest", label="school", sector="education")
-            ).key,
-            "key_operator": (
-                await create_key(conn, kind="operator", label="ops", scope_unit="38")
-            ).key,
+            "key_390": (await create_key(conn, kind="ingest", label="his-390", sector="health", units=["390"])).key,
+            "key_education": (await create_key(conn, kind="ingest", label="school", sector="education")).key,
+            "key_operator": (await create_key(conn, kind="operator", label="ops", scope_unit="38")).key,
         }
     finally:
         await conn.close()
@@ -99,7 +93,10 @@ async def stack(servers: Servers, workdir: Path) -> AsyncIterator[Stack]:
     await asyncio.to_thread(provision, servers.bootstrap, prefix)
     keys = await _keys(dsn)
     service = health_service(
-        servers, dsn, prefix, workdir,
+        servers,
+        dsn,
+        prefix,
+        workdir,
         HEALTH_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
         HEALTH_MAX_BATCH_EVENTS=str(MAX_BATCH_EVENTS),
         HEALTH_KEY_CACHE_TTL_S="0",
@@ -185,8 +182,14 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]
     (a batched request publishes those) could be missed. End-of-partition comes from the
     fetch high watermark, which Tansu reports correctly.
     """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader-" + secrets.token_hex(3),
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "reader-" + secrets.token_hex(3),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -481,7 +484,9 @@ async def test_mixed_batch_publishes_exactly_its_valid_events(stack: Stack, clie
 
 async def test_batch_of_only_invalid_events_publishes_nothing(stack: Stack, client: httpx.AsyncClient) -> None:
     ids = new_ids(2)
-    response = await client.post(stack.url, **batch(stack.key, [event(ids[0], unit="1"), event(ids[1], time_="yesterday")]))
+    response = await client.post(
+        stack.url, **batch(stack.key, [event(ids[0], unit="1"), event(ids[1], time_="yesterday")])
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (0, 2)
@@ -528,7 +533,9 @@ def assert_kafka_binary_mode(message: Any, ev: dict[str, Any], *, expected_time:
 async def test_binary_and_structured_events_land_in_kafka_binary_mode(stack: Stack, client: httpx.AsyncClient) -> None:
     ids = new_ids(4)
     plain_binary = event(ids[0], type_=CHECKIN, unit="392", data={"insured": False, "id_method": "paper"})
-    binary_subject = event(ids[1], subject="visit 42/b", traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    binary_subject = event(
+        ids[1], subject="visit 42/b", traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    )
     plain_structured = event(ids[2], unit="380", time_="2025-05-06T01:02:03Z")
     structured_subject = event(ids[3], subject="appt-9", dataschema="https://example.org/appointment.json")
     for ev in (plain_binary, binary_subject):
@@ -618,16 +625,19 @@ async def test_cloudevents_sdk_v1_compat_api(stack: Stack, client: httpx.AsyncCl
     assert set(found) == {binary_id, structured_id}
     for id_ in (binary_id, structured_id):
         [record] = found[id_]
-        assert_kafka_binary_mode(record, {
-            "specversion": "1.0",
-            "id": id_,
-            "source": "/thanhhoa/health/his/bv-vinh-loc",
-            "type": CHECKIN,
-            "time": "2025-05-08T08:00:00+07:00",
-            "unit": "393",
-            "subject": "visit-1",
-            "data": {"insured": True, "id_method": "chip_id"},
-        })
+        assert_kafka_binary_mode(
+            record,
+            {
+                "specversion": "1.0",
+                "id": id_,
+                "source": "/thanhhoa/health/his/bv-vinh-loc",
+                "type": CHECKIN,
+                "time": "2025-05-08T08:00:00+07:00",
+                "unit": "393",
+                "subject": "visit-1",
+                "data": {"insured": True, "id_method": "chip_id"},
+            },
+        )
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -637,7 +647,10 @@ def accepted_count(metrics_text: str) -> float:
     for family in text_string_to_metric_families(metrics_text):
         if family.name == "ingest_events":
             for sample in family.samples:
-                if sample.name == "ingest_events_total" and sample.labels == {"sector": "health", "outcome": "accepted"}:
+                if sample.name == "ingest_events_total" and sample.labels == {
+                    "sector": "health",
+                    "outcome": "accepted",
+                }:
                     return sample.value
     return 0.0
 

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from infra.rebuild import rebuild
-from tests.integration.test_aggregator_exactly_once import aggregator, simulate, wait_caught_up
+from tests.integration.test_aggregator_exactly_once import aggregator, group_of, simulate, wait_caught_up
 from tests.support.kafka import fill, new_prefix, provision
 from tests.support.servers import Servers
 
@@ -24,7 +24,7 @@ async def test_rebuild_reproduces_live_counters_exactly(servers: Servers, dsn: s
     await wait_caught_up(dsn, ends)
     process.stop()
 
-    report = await rebuild(dsn, kafka, schema="rebuild_a")
+    report = await rebuild(dsn, kafka, group=group_of(prefix), schema="rebuild_a")
     assert report.events_read == len(events) == sum(ends.values())
     assert report.poison == 0
     assert report.differences == dict.fromkeys(report.differences, 0), report.samples
@@ -38,6 +38,6 @@ async def test_rebuild_reproduces_live_counters_exactly(servers: Servers, dsn: s
         )
     finally:
         await conn.close()
-    tampered = await rebuild(dsn, kafka, schema="rebuild_b")
+    tampered = await rebuild(dsn, kafka, group=group_of(prefix), schema="rebuild_b")
     assert tampered.differences["counters_daily"] == 2  # the live row and its rebuilt twin
     assert not tampered.identical

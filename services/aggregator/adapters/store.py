@@ -66,7 +66,7 @@ def resolve_start(stored: int | None, stored_topic_id: str | None, info: Partiti
     if stored_topic_id is not None and info.topic_id is not None:
         if stored_topic_id != info.topic_id:
             return info.low, True
-    elif info.high < stored:
+    elif 0 <= info.high < stored:  # high < 0: the broker did not say
         return info.low, True
     return max(stored, info.low), False
 
