@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 
-from schemas.ingest_api import BatchResultPublic, IngestResultPublic, ProblemPublic
+from schemas.ingest_api import BatchResultPublic, IngestResultPublic
 from schemas.sectors import Sector
 from schemas.topics import sector_topic
 from services.ingest import binding
@@ -36,6 +36,7 @@ from services.runtime.problems import (
     Unavailable,
     install_problem_handlers,
     problem_response,
+    problem_responses,
 )
 from services.runtime.ratelimit import RateLimiter
 from services.runtime.units import RegistryCache
@@ -129,9 +130,6 @@ def create_app(sector: Sector, settings_factory: Callable[[], IngestSettings]) -
     return app
 
 
-_PROBLEM = {"model": ProblemPublic, "content": {"application/problem+json": {}}}
-
-
 def _add_events_route(app: FastAPI, sector: Sector) -> None:
     @app.post(
         "/v1/events",
@@ -140,14 +138,7 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
         response_model=IngestResultPublic,
         responses={
             200: {"model": BatchResultPublic, "description": "Batched mode: one result per event."},
-            400: _PROBLEM | {"description": "Malformed body"},
-            401: _PROBLEM | {"description": "Missing or unknown credential"},
-            403: _PROBLEM | {"description": "Credential not allowed for this sector or unit"},
-            413: _PROBLEM | {"description": "Body or batch too large"},
-            415: _PROBLEM | {"description": "Unsupported content type"},
-            422: _PROBLEM | {"description": "Invalid event, with per-field errors"},
-            429: _PROBLEM | {"description": "Rate limit exceeded"},
-            503: _PROBLEM | {"description": "Broker unavailable; nothing was accepted"},
+            **problem_responses(400, 401, 403, 413, 415, 422, 429, 503),
         },
         openapi_extra={
             "requestBody": {

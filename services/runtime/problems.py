@@ -109,6 +109,33 @@ class Unavailable(ServiceError):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Missing or unknown credential",
+    403: "Credential not allowed",
+    404: "Not found",
+    413: "Request too large",
+    415: "Unsupported content type",
+    422: "Invalid request, with per-field errors",
+    429: "Rate limit exceeded (Retry-After)",
+    503: "A dependency is unavailable (Retry-After)",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem documents with these status codes."""
+    from schemas.ingest_api import ProblemPublic
+
+    return {
+        code: {
+            "model": ProblemPublic,
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemPublic"}}},
+        }
+        for code in codes
+    }
+
+
 def problem_response(error: ServiceError, instance: str | None = None) -> Response:
     return Response(
         content=orjson.dumps(error.problem(instance)),

@@ -11,8 +11,9 @@ from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.domain.periods import Granularity
 from services.kpi_api.http import page, respond
 from services.kpi_api.service import Period, formula_text
+from services.runtime.problems import problem_responses
 
-router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
+router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=problem_responses(401, 403, 404, 422, 429, 503))
 
 From = Annotated[
     dt.datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 30 days ago")

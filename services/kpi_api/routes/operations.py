@@ -10,9 +10,9 @@ from schemas.kpi_api import OverduePublic, ProjectsPublic
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import decode_cursor, encode_cursor, page, respond
 from services.kpi_api.routes.kpis import Limit
-from services.runtime.problems import InvalidQuery
+from services.runtime.problems import InvalidQuery, problem_responses
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=problem_responses(401, 403, 404, 422, 429, 503))
 
 
 @router.get("/v1/dossiers/overdue", response_model=OverduePublic, summary="Open dossiers past due now")
