@@ -11,6 +11,7 @@ PostgreSQL, every service as its own process.
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -201,3 +202,16 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
         what="no stack process left",
     )
     assert time.monotonic() - began < 10
+
+    # 5. no credential, token or personal data in any log line of the whole run
+    keys = [*credentials["ingest"].values(), *credentials["operator"].values()]
+    secrets_ = keys + [k.split("_", 2)[2] for k in keys]  # whole keys and their secret parts
+    logs = list((stack.data_dir / "logs").glob("*.log"))
+    assert {p.stem for p in logs} >= {"education", "health", "transport", "culture", "aggregator", "kpi_api"}
+    for path in logs:
+        text = path.read_text(errors="replace")
+        for secret in secrets_:
+            assert secret not in text, f"a key leaked into {path.name}"
+        assert "Bearer " not in text, f"an Authorization header was logged in {path.name}"
+        # 12-digit citizen ID numbers (CCCD) never travel in events, so never in logs
+        assert not re.search(r"\b0\d{11}\b", text), f"something shaped like a citizen ID in {path.name}"
