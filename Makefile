@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: install run test test-unit test-integration test-e2e test-full lint typecheck schemas bench clean
+.PHONY: install browser run test test-unit test-integration test-e2e test-full lint typecheck schemas bench clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,17 @@ $(STAMP):
 
 install: $(STAMP)
 
+# The dashboard's browser test drives Debian's chromium (browser downloads by test tools do
+# not work offline); install it when we can (root + apt), otherwise the test says how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: chromium is missing; the dashboard browser test will fail (apt-get install chromium)"; }
+
 run: install  ## the whole system on the embedded broker and PostgreSQL
 	$(PY) -m infra.stack
 
-test: install  ## unit, integration (real broker + PostgreSQL) and end-to-end suites
+test: install browser  ## unit, integration (real broker + PostgreSQL) and end-to-end suites
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
 test-unit: install
@@ -30,7 +37,7 @@ test-unit: install
 test-integration: install
 	$(PYTEST) tests/integration
 
-test-e2e: install
+test-e2e: install browser
 	$(PYTEST) tests/e2e
 
 test-full: install  ## what CI adds: the long variants (fault suite, large ground truth)
