@@ -6,10 +6,12 @@ fresh prefix, creates an ingest key and starts ONE sector service as a real proc
 (``python -m services.transport`` by default). Then, in the same run:
 
 ``baseline_events_per_s``
-    The median of ``--baseline-runs`` runs of the raw confluent-kafka producer with the service's producer settings (those of
-    ``DurableProducer``: idempotent, acks=all, linger 5 ms, …) producing the very messages
-    the service produces for these events - same key, value and headers, pre-encoded by the
-    service's own ``prepare`` - to the same broker, then ``flush``.
+    The median of ``--baseline-runs`` runs of the raw confluent-kafka producer with the
+    service's producer settings (those of ``DurableProducer``: idempotent, acks=all, linger
+    5 ms, …) producing the very messages the service produces for these events - same key,
+    value and headers, pre-encoded by the service's own ``prepare`` - to the same broker,
+    then ``flush``. Each run writes to a topic of its own; the broker is the only other
+    process busy then.
 ``durable_producer_events_per_s``
     The same messages through ``DurableProducer.publish`` (the service's publishing path
     without HTTP, validation and encoding), ``--batch`` messages per call, ``--connections``
@@ -113,7 +115,7 @@ def client_process(pipe: Connection, url: str, key: str, data_path: str, connect
     """Runs in its own process: warm up, then batched phase, then single-event phase, each
     on the parent's signal (so the parent can read CPU counters around each phase)."""
     with open(data_path, "rb") as handle:
-        data = pickle.load(handle)  # noqa: S301 - our own file
+        data = pickle.load(handle)
     warm = asyncio.run(_batched(url, key, data["warmup"], connections=1))
     pipe.send(("warm", {k: v for k, v in warm.items() if k != "latencies"}))
     assert pipe.recv() == "batched"
@@ -136,8 +138,9 @@ def raw_producer_run(conf: dict[str, Any], messages: list[Any], warmup: int = 10
 
     errors: list[Any] = []
     # Delivery reports for failures only: no per-message Python callback on the fast path.
-    producer = Producer({**conf, "delivery.report.only.error": True,
-                         "on_delivery": lambda err, _msg: errors.append(err)})
+    producer = Producer(
+        {**conf, "delivery.report.only.error": True, "on_delivery": lambda err, _msg: errors.append(err)}
+    )
     produce = producer.produce
 
     def produce_all(batch: list[Any]) -> None:
@@ -167,7 +170,7 @@ async def durable_producer_run(settings: Any, messages: list[Any], batch: int, c
     from services.runtime.kafka import DurableProducer
 
     producer = DurableProducer(settings, client_id="benchmark-durable")
-    chunks = [messages[i:i + batch] for i in range(0, len(messages), batch)]
+    chunks = [messages[i : i + batch] for i in range(0, len(messages), batch)]
     cursor = iter(chunks)
     failed = 0
 
@@ -229,32 +232,37 @@ def profiled(sector: str, out: Path) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=300_000, help="events in the batched phase")
     parser.add_argument("--batch", type=int, default=1000, help="events per batched request")
     parser.add_argument("--connections", type=int, default=4, help="concurrent client connections")
     parser.add_argument("--single", type=int, default=2000, help="sequential single-event requests")
-    parser.add_argument("--sector", default="transport",
-                        choices=["education", "health", "transport", "culture"])
+    parser.add_argument("--sector", default="transport", choices=["education", "health", "transport", "culture"])
     parser.add_argument("--seed", type=int, default=20250505)
     parser.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded Tansu)")
-    parser.add_argument("--broker-kind", default="external",
-                        help="what --bootstrap is, for the report (e.g. apache-kafka)")
-    parser.add_argument("--database-url", default=None,
-                        help="external PostgreSQL admin DSN (default: embedded)")
-    parser.add_argument("--profile-out", default=None,
-                        help="run the service under cProfile and write its stats here "
-                        "(slows the service: numbers are not comparable)")
-    parser.add_argument("--baseline-runs", type=int, default=3,
-                        help="raw producer runs; the median is the baseline")
+    parser.add_argument(
+        "--broker-kind", default="external", help="what --bootstrap is, for the report (e.g. apache-kafka)"
+    )
+    parser.add_argument("--database-url", default=None, help="external PostgreSQL admin DSN (default: embedded)")
+    parser.add_argument(
+        "--profile-out",
+        default=None,
+        help="run the service under cProfile and write its stats here (slows the service: numbers are not comparable)",
+    )
+    parser.add_argument("--baseline-runs", type=int, default=3, help="raw producer runs; the median is the baseline")
     parser.add_argument("--skip-durable", action="store_true", help="skip the DurableProducer run")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - one linear run
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    import structlog
+
+    # Library logs (servers, migrations, topics) go to stderr: stdout is for the result.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     if args.batch < 1 or args.events < args.batch:
         raise SystemExit("--events must be at least --batch")
     from schemas.topics import sector_topic
@@ -276,16 +284,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
         warm_n = WARMUP_BATCHES * args.batch
         say(f"generating {warm_n + args.events + args.single} {args.sector} events")
         events = sector_events(args.sector, warm_n + args.events + args.single, args.seed)
-        warmup, measured, singles = (events[:warm_n], events[warm_n:warm_n + args.events],
-                                     events[warm_n + args.events:])
-        batches = [orjson.dumps(measured[i:i + args.batch]) for i in range(0, len(measured), args.batch)]
+        warmup, measured, singles = (
+            events[:warm_n],
+            events[warm_n : warm_n + args.events],
+            events[warm_n + args.events :],
+        )
+        batches = [orjson.dumps(measured[i : i + args.batch]) for i in range(0, len(measured), args.batch)]
         data_path = workdir / "client-data.pickle"
         with open(data_path, "wb") as handle:
-            pickle.dump({
-                "warmup": [orjson.dumps(warmup[i:i + args.batch]) for i in range(0, warm_n, args.batch)],
-                "batches": batches,
-                "singles": [orjson.dumps(e) for e in singles],
-            }, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(
+                {
+                    "warmup": [orjson.dumps(warmup[i : i + args.batch]) for i in range(0, warm_n, args.batch)],
+                    "batches": batches,
+                    "singles": [orjson.dumps(e) for e in singles],
+                },
+                handle,
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
         body_bytes = sum(len(b) for b in batches)
         say(f"{len(batches)} batch bodies, {body_bytes / len(measured):.0f} bytes/event")
 
@@ -315,9 +330,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
         durable = None
         if not args.skip_durable:
             durable_topic = sector_topic(args.sector, durable_prefix)
-            dur_seconds, failed = asyncio.run(durable_producer_run(
-                kafka, [dataclasses.replace(m, topic=durable_topic) for m in messages],
-                args.batch, args.connections))
+            dur_seconds, failed = asyncio.run(
+                durable_producer_run(
+                    kafka, [dataclasses.replace(m, topic=durable_topic) for m in messages], args.batch, args.connections
+                )
+            )
             if failed:
                 raise RuntimeError(f"DurableProducer: {failed} messages failed")
             durable = len(messages) / dur_seconds
@@ -331,30 +348,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915 - on
         try:
             ctx = multiprocessing.get_context("spawn")
             parent, child = ctx.Pipe()
-            client = ctx.Process(target=client_process, name="bench-client",
-                                 args=(child, f"{service.url}/v1/events", key, str(data_path), args.connections))
+            client = ctx.Process(
+                target=client_process,
+                name="bench-client",
+                args=(child, f"{service.url}/v1/events", key, str(data_path), args.connections),
+            )
             client.start()
             tag, warm = parent.recv()
             assert tag == "warm", tag
             if warm["accepted"] != warm_n:
                 raise RuntimeError(f"warm-up: {warm} - service log:\n{service.log_tail()}")
-            say(f"warm-up done; batched phase: {args.events} events, {args.batch}/request, "
-                f"{args.connections} connections")
+            say(
+                f"warm-up done; batched phase: {args.events} events, {args.batch}/request, "
+                f"{args.connections} connections"
+            )
             cpu_service, cpu_client = service.cpu_seconds(), process_cpu_seconds(client.pid)
             parent.send("batched")
             tag, batched = parent.recv()
             cpu_service = service.cpu_seconds() - cpu_service
             cpu_client = process_cpu_seconds(client.pid) - cpu_client
             events_per_s = batched["accepted"] / batched["seconds"]
-            say(f"batched: {batched['accepted']} accepted, {batched['rejected']} rejected, "
+            say(
+                f"batched: {batched['accepted']} accepted, {batched['rejected']} rejected, "
                 f"{batched['unavailable']} unavailable in {batched['seconds']:.2f}s = "
-                f"{events_per_s:,.0f} events/s; service CPU {cpu_service:.1f}s, client CPU {cpu_client:.1f}s")
+                f"{events_per_s:,.0f} events/s; service CPU {cpu_service:.1f}s, client CPU {cpu_client:.1f}s"
+            )
             parent.send("single")
             tag, single = parent.recv()
             client.join(30)
             lat_ms = [x * 1000 for x in single["latencies"]]
-            say(f"single: {single['accepted']}/{len(lat_ms)} accepted, p50 {percentile(lat_ms, 50):.2f} ms, "
-                f"p99 {percentile(lat_ms, 99):.2f} ms")
+            say(
+                f"single: {single['accepted']}/{len(lat_ms)} accepted, p50 {percentile(lat_ms, 50):.2f} ms, "
+                f"p99 {percentile(lat_ms, 99):.2f} ms"
+            )
         finally:
             service.stop()
         stored = count_records(srv.bootstrap, topic)

@@ -127,9 +127,15 @@ def count_records(bootstrap: str, topic: str, timeout_s: float = 120.0) -> int:
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "count-" + secrets.token_hex(3),
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "fetch.max.bytes": 52_428_800})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "count-" + secrets.token_hex(3),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -157,8 +163,9 @@ def sector_events(sector: str, count: int, seed: int) -> list[dict[str, Any]]:
 
     The simulator's duplicate deliveries are dropped: here every event is a new one.
     """
-    sim = SectorSystems(reference_units(), SIMULATION_START, seed=seed, duplicate_rate=0.0,
-                        late_rate=0.0, projects=False)
+    sim = SectorSystems(
+        reference_units(), SIMULATION_START, seed=seed, duplicate_rate=0.0, late_rate=0.0, projects=False
+    )
     out: list[dict[str, Any]] = []
     marker = f".{sector}."
     while len(out) < count:
@@ -172,8 +179,7 @@ def sector_events(sector: str, count: int, seed: int) -> list[dict[str, Any]]:
 class Service:
     """A sector service as a real process (``python -m services.<sector>``)."""
 
-    def __init__(self, sector: str, bootstrap: str, dsn: str, prefix: str, log_dir: Path,
-                 **extra: str) -> None:
+    def __init__(self, sector: str, bootstrap: str, dsn: str, prefix: str, log_dir: Path, **extra: str) -> None:
         self.sector = sector
         self.port = free_port()
         var = sector.upper()
@@ -185,8 +191,11 @@ class Service:
             PYTHONPATH=str(ROOT),
             LOG_LEVEL="WARNING",
             LOG_JSON="false",
-            **{f"{var}_PORT": str(self.port), f"{var}_RATE_LIMIT_PER_S": "1000000",
-               f"{var}_RATE_LIMIT_BURST": "1000000"},
+            **{
+                f"{var}_PORT": str(self.port),
+                f"{var}_RATE_LIMIT_PER_S": "1000000",
+                f"{var}_RATE_LIMIT_BURST": "1000000",
+            },
         )
         self.env.update(extra)
         self.log_path = log_dir / f"{sector}-{self.port}.log"
@@ -249,10 +258,16 @@ def percentile(values: list[float], q: float) -> float:
 def git_state() -> dict[str, Any]:
     """The commit measured, and whether the working tree differed from it."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": sha, "dirty": bool(dirty)}

@@ -118,7 +118,9 @@ class DurableProducer:
 
     def _recreate(self, reason: str) -> None:
         """Replace the producer with a fresh one (new producer id). Messages still queued in
-        the old one are purged and reported failed - none of them was acknowledged."""
+        the old one are purged and reported failed: none was acknowledged, though one in
+        flight may still have been written (a client retry then duplicates it in Kafka,
+        which the aggregator counts once)."""
         with self._lock:
             if time.monotonic() - self._recreated_at < 2.0:
                 return  # another request just did it
@@ -126,7 +128,7 @@ class DurableProducer:
             self._producer = Producer(self._conf)
             self._recreated_at = time.monotonic()
         old.purge()
-        old.poll(0)
+        old.flush(5)  # serve every purge report, including those of in-flight messages
         log.warning("kafka producer recreated", reason=reason)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[KafkaError | None]:
