@@ -18,11 +18,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
 
+from schemas.envelope import batch_is_valid
 from schemas.ingest_api import BatchResultPublic, IngestResultPublic
 from schemas.sectors import Sector
 from schemas.topics import sector_topic
+from schemas.units import UnitRegistry
 from services.ingest import binding
-from services.ingest.pipeline import Outcome, Prepared, Rejected, prepare
+from services.ingest.pipeline import Outcome, Prepared, Rejected, UnitChecks, prepare, prepare_valid_batch
 from services.ingest.settings import IngestSettings
 from services.runtime.auth import KeyStore, Principal
 from services.runtime.db import create_pool, ping
@@ -64,6 +66,14 @@ class IngestContext:
     units: RegistryCache
     producer: DurableProducer
     limiter: RateLimiter
+
+    _checks: UnitChecks | None = None
+
+    def unit_checks(self, registry: UnitRegistry) -> UnitChecks:
+        """Cached unit checks, rebuilt whenever the registry is reloaded."""
+        if self._checks is None or self._checks.registry is not registry:
+            self._checks = UnitChecks(registry)
+        return self._checks
 
     async def broker_ready(self) -> bool:
         topics = await asyncio.to_thread(self.producer.topics)
@@ -170,7 +180,12 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
         registry = ctx.units.registry
         if registry is None:
             raise Unavailable("the unit registry is not loaded yet")
-        outcomes = prepare(raws, sector=sector, registry=registry, principal=principal, topic=ctx.topic)
+        if mode is binding.Mode.BATCH and batch_is_valid(body, sector):
+            outcomes = prepare_valid_batch(
+                raws, sector=sector, checks=ctx.unit_checks(registry), principal=principal, topic=ctx.topic
+            )
+        else:
+            outcomes = prepare(raws, sector=sector, registry=registry, principal=principal, topic=ctx.topic)
         delivered = await _publish(ctx, outcomes)
         if mode is binding.Mode.BATCH:
             return _batch_response(request, outcomes, delivered)
