@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.kpi import KpiRegistry, load_registry
 from services.kpi_api.audit import AccessLog, AuditMiddleware
 from services.kpi_api.deps import ApiContext
-from services.kpi_api.routes import kpis, operations, units
+from services.kpi_api.routes import alerts, kpis, operations, units
 from services.kpi_api.settings import KpiApiSettings
 from services.runtime.auth import KeyStore
 from services.runtime.clock import Clock, SystemClock
@@ -125,6 +125,7 @@ def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, 
     app.include_router(kpis.router)
     app.include_router(units.router)
     app.include_router(operations.router)
+    app.include_router(alerts.router)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AuditMiddleware)
 
