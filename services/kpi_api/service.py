@@ -68,6 +68,12 @@ class Period:
         return Period(*periods.previous(self.start, self.end))
 
 
+def _schedule_counts(states: list[ProjectState], today: dt.date) -> tuple[int, int]:
+    """(active projects, of which on schedule) - the parts of the on-schedule rate."""
+    active = [s for s in states if s.stage != "completed"]
+    return len(active), sum(1 for s in active if schedule_status(s, today) == "on_schedule")
+
+
 def _change(value: float | None, previous: float | None) -> float | None:
     return None if value is None or previous is None else value - previous
 
@@ -145,15 +151,13 @@ class KpiService:
         out: dict[str, dict[str, KpiValue]] = {}
         today = periods.local(now).date()
         for code in codes:
-            rows = await self.store.projects(self.leaves(code), None)
-            states = [ProjectState(**dict(r)) for r in rows]
-            active = [s for s in states if s.stage != "completed"]
-            on_schedule = sum(1 for s in active if schedule_status(s, today) == "on_schedule")
+            states = await self._project_states(code)
+            active, on_schedule = _schedule_counts(states, today)
             result: dict[str, KpiValue] = {}
             for kpi in wanted:
                 if kpi.id == "project_on_schedule_rate":
-                    value = 100 * on_schedule / len(active) if active else None
-                    result[kpi.id] = KpiValue(value, on_schedule, len(active), kpi.status(value))
+                    value = 100 * on_schedule / active if active else None
+                    result[kpi.id] = KpiValue(value, on_schedule, active, kpi.status(value))
                 else:
                     count = float(len(states)) if states else None
                     result[kpi.id] = KpiValue(count, count, None, kpi.status(count))
@@ -287,6 +291,9 @@ class KpiService:
         rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.unit))
         return rows
 
+    async def _project_states(self, code: str) -> list[ProjectState]:
+        return [ProjectState(**dict(r)) for r in await self.store.projects(self.leaves(code), None)]
+
     async def overdue(
         self, code: str, now: dt.datetime, after: tuple[dt.datetime, str] | None, limit: int
     ) -> tuple[list[dict[str, Any]], list[OverdueDossierPublic]]:
@@ -336,16 +343,14 @@ class KpiService:
     ) -> tuple[dict[str, int], float | None, list[ProjectPublic]]:
         if stage is not None and stage not in PROJECT_STAGES:
             raise InvalidQuery(f"stage must be one of {', '.join(PROJECT_STAGES)}")
-        rows = await self.store.projects(self.leaves(code), None)
+        states = await self._project_states(code)
         today = periods.local(now).date()
-        states = [ProjectState(**dict(r)) for r in rows]
         counts = {s: 0 for s in PROJECT_STAGES}
         for state in states:
             if state.stage in counts:
                 counts[state.stage] += 1
-        active = [s for s in states if s.stage != "completed"]
-        on_schedule = sum(1 for s in active if schedule_status(s, today) == "on_schedule")
-        rate = 100 * on_schedule / len(active) if active else None
+        active, on_schedule = _schedule_counts(states, today)
+        rate = 100 * on_schedule / active if active else None
         items = [
             ProjectPublic(
                 project_id=s.project_id,
