@@ -287,8 +287,36 @@ class Aggregator:
             self._consumer.close()
 
     async def _rewind(self) -> None:
-        """After a failed commit, read again from the stored offsets."""
-        positions = dict(self.positions)
+        """After a batch that did not commit, read again from the offsets PostgreSQL holds.
+
+        The stored offsets are the truth, not the ones in memory: a commit acknowledged
+        with synchronous_commit = off is lost if PostgreSQL crashes before writing it, and a
+        commit whose acknowledgement was lost did happen. Either way memory and database
+        differ, and rewinding to memory would fail every later compare-and-set. A partition
+        whose generation changed was claimed by another consumer: it is dropped here (the
+        rebalance revokes it)."""
+        current = self.positions
+        try:
+            stored = await self.store.stored_positions(list(current))
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("stored offsets unavailable; rewinding to the offsets in memory", error=str(exc))
+            stored = {}
+        for tp, (generation, offset) in list(current.items()):
+            if tp not in stored:
+                continue
+            stored_generation, stored_offset = stored[tp]
+            if stored_generation != generation:
+                current.pop(tp, None)
+            elif stored_offset != offset:
+                log.warning(
+                    "offset in memory differs from the stored one; using the stored one",
+                    topic=tp[0],
+                    partition=tp[1],
+                    memory=offset,
+                    stored=stored_offset,
+                )
+                current[tp] = (generation, stored_offset)
+        positions = dict(current)
 
         def seek() -> None:
             assert self._consumer is not None

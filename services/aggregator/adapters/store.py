@@ -128,6 +128,21 @@ class CounterStore:
                 claims[(info.topic, info.partition)] = Claim(start, row["generation"], reset)
         return claims
 
+    async def stored_positions(self, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+        """(generation, next offset) of ``partitions`` as PostgreSQL holds them."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT o.topic, o.partition, o.generation, o.next_offset
+                   FROM consumer_offsets o
+                   JOIN unnest($2::text[], $3::int4[]) AS p(topic, partition)
+                     ON o.topic = p.topic AND o.partition = p.partition
+                   WHERE o.consumer_group = $1""",
+                self.group,
+                [t for t, _ in partitions],
+                [p for _, p in partitions],
+            )
+        return {(r["topic"], r["partition"]): (r["generation"], r["next_offset"]) for r in rows}
+
     async def commit(
         self,
         events: list[Decoded],
