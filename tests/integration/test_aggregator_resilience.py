@@ -106,7 +106,7 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_partition_keep
     provision(servers.bootstrap, prefix)
     topic = sector_topic("culture", prefix)
     valid = [
-        e for e in simulate(20_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.") and e["unit"] == "390"
+        e for e in simulate(40_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.") and e["unit"] == "390"
     ]
     assert len(valid) > 50
     poison = poison_records("390")
