@@ -399,7 +399,8 @@ PROJECT_COLUMNS = ["project_id", "sector", "unit_code", "title", "stage", "stage
 
 
 def synthetic_dossiers(*args: Any, **kwargs: Any) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-    """(columns, rows): dossiers received in the last 120 days, the first ones of each leaf open."""
+    """(columns, rows): dossiers received in the last 120 days, the first ones of each leaf open;
+    none falls due within hours after ``now`` (their live counts stay put during a run)."""
     return DOSSIER_COLUMNS, _dossiers(*args, **kwargs)
 
 
@@ -416,7 +417,10 @@ def _dossiers(
             received = now - dt.timedelta(days=rng.uniform(0, 120))
             due = received + dt.timedelta(days=rng.choice((3, 5, 7, 10, 15)))
             supplements = rng.choice((0, 0, 0, 0, 1, 2))
-            paused = rng.uniform(0, 3) * 86400 if supplements else 0
+            paused = int(rng.uniform(0, 3) * 86400) if supplements else 0
+            # no effective due time within hours after `now`: answers stay equal while a run lasts
+            if dt.timedelta(hours=-1) < due + dt.timedelta(seconds=paused) - now < dt.timedelta(hours=3):
+                due += dt.timedelta(hours=4)
             resolved = None if i < open_per_leaf else min(now, received + dt.timedelta(days=rng.uniform(0.5, 20)))
             pause_start = (
                 now - dt.timedelta(hours=rng.uniform(1, 48))
@@ -433,7 +437,7 @@ def _dossiers(
                 f"1.{rng.randint(1000, 9999)}",
                 rng.random() < 0.6,
                 supplements,
-                int(paused),
+                paused,
                 pause_start,
                 resolved,
             )

@@ -29,7 +29,7 @@ from services.ingest.settings import IngestSettings
 from services.runtime.auth import KeyStore, Principal
 from services.runtime.db import create_pool, ping
 from services.runtime.health import install_operations
-from services.runtime.kafka import DurableProducer
+from services.runtime.kafka import BrokerUnavailable, DurableProducer
 from services.runtime.logs import configure_logging
 from services.runtime.problems import (
     Forbidden,
@@ -219,7 +219,11 @@ async def _publish(ctx: IngestContext, outcomes: list[Outcome]) -> dict[int, boo
     if not prepared:
         return {}
     with PUBLISH_SECONDS.labels(ctx.sector.value).time():
-        errors = await ctx.producer.publish([p.message for p in prepared])
+        try:
+            errors = await ctx.producer.publish([p.message for p in prepared])
+        except BrokerUnavailable as exc:  # the local queue refused the events: none is durable
+            log.warning("broker refused events", events=len(prepared), error=str(exc))
+            raise Unavailable("the broker cannot take events now; nothing was accepted") from exc
     delivered = {p.index: err is None for p, err in zip(prepared, errors, strict=True)}
     failed = len(delivered) - sum(delivered.values())
     EVENTS.labels(ctx.sector.value, "accepted").inc(len(delivered) - failed)

@@ -26,6 +26,14 @@ def health_router(checks: Callable[[], dict[str, ReadinessCheck]]) -> APIRouter:
     ``checks`` is called per request so the app can supply checks built in its lifespan.
     """
     router = APIRouter(tags=["operations"])
+    # Concurrent probes share one round of checks: a probe storm while the broker is down
+    # (each check then takes its full timeout, on a thread) must not exhaust the thread pool.
+    in_flight: asyncio.Task[dict[str, bool]] | None = None
+
+    async def run_checks() -> dict[str, bool]:
+        named = checks()
+        results = await asyncio.gather(*(_bounded(check) for check in named.values()))
+        return dict(zip(named, results, strict=True))
 
     @router.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -37,9 +45,10 @@ def health_router(checks: Callable[[], dict[str, ReadinessCheck]]) -> APIRouter:
         responses={503: {"description": "A dependency is not reachable"}},
     )
     async def readyz() -> JSONResponse:
-        named = checks()
-        results = await asyncio.gather(*(_bounded(check) for check in named.values()))
-        status = dict(zip(named, results, strict=True))
+        nonlocal in_flight
+        if in_flight is None or in_flight.done():
+            in_flight = asyncio.ensure_future(run_checks())
+        status = await asyncio.shield(in_flight)  # a client that gives up does not cancel it
         ready = bool(status) and all(status.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": status},

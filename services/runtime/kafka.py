@@ -39,22 +39,31 @@ class BrokerUnavailable(RuntimeError):
 class _Batch:
     """Delivery results of one publish call, filled in by librdkafka's poll thread."""
 
-    __slots__ = ("done", "errors", "loop", "remaining")
+    __slots__ = ("done", "errors", "lock", "loop", "remaining")
 
     def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.remaining = size
         self.errors: list[KafkaError | None] = [None] * size
         self.loop = loop
         self.done: asyncio.Future[None] = loop.create_future()
+        # the poll thread settles messages; the event loop settles those it never produced
+        self.lock = threading.Lock()
 
     def callback(self, index: int) -> "_DeliveryCallback":
         return _DeliveryCallback(self, index)
 
-    def settle_one(self) -> None:
-        # Runs on the poll thread: the decrement and the last-one check happen there only.
-        self.remaining -= 1
-        if self.remaining == 0:
+    def settle(self, count: int = 1) -> None:
+        with self.lock:
+            self.remaining -= count
+            last = self.remaining == 0
+        if last:
             self.loop.call_soon_threadsafe(_resolve, self.done)
+
+    def fail_from(self, start: int, error: KafkaError) -> None:
+        """Report messages ``start..`` failed without producing them."""
+        for index in range(start, len(self.errors)):
+            self.errors[index] = error
+        self.settle(len(self.errors) - start)
 
 
 class _DeliveryCallback:
@@ -67,7 +76,7 @@ class _DeliveryCallback:
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self.batch.errors[self.index] = err
-        self.batch.settle_one()
+        self.batch.settle()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -114,7 +123,17 @@ class DurableProducer:
         while not self._stop.is_set():
             with self._lock:
                 producer = self._producer
-            producer.poll(0.05)
+            try:
+                producer.poll(0.05)
+            except KafkaException as exc:
+                # librdkafka raises its fatal errors (e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after a
+                # broker lost its log) from poll: the producer is unusable, replace it now.
+                # Its undelivered messages are purged and reported failed (clients get 503).
+                log.warning("kafka producer failed", error=str(exc))
+                if exc.args[0].fatal():
+                    threading.Thread(target=self._recreate, args=("fatal error",), daemon=True).start()
+            except Exception:  # a dead poll thread would leave every later publish hanging
+                log.exception("kafka poll failed")
 
     def _recreate(self, reason: str) -> None:
         """Replace the producer with a fresh one (new producer id). Messages still queued in
@@ -143,6 +162,7 @@ class DurableProducer:
         loop = asyncio.get_running_loop()
         batch = _Batch(len(messages), loop)
         producer = self._producer
+        fatal: KafkaError | None = None
         for index, message in enumerate(messages):
             while True:
                 try:
@@ -158,7 +178,18 @@ class DurableProducer:
                     # Local queue full: let the poll thread drain it, then retry.
                     await asyncio.sleep(0.005)
                 except KafkaException as exc:
-                    raise BrokerUnavailable(str(exc)) from exc
+                    error: KafkaError = exc.args[0]
+                    if not error.fatal() and error.code() != KafkaError._FATAL:
+                        raise BrokerUnavailable(str(exc)) from exc
+                    fatal = error
+                    break
+            if fatal is not None:
+                # The producer is in a fatal state (its producer id fenced by a broker that
+                # restarted empty): fail the rest of this batch - the client retries on 503 -
+                # and give the next request a fresh producer.
+                batch.fail_from(index, fatal)
+                await asyncio.to_thread(self._recreate, "fatal error on produce")
+                break
         await batch.done
         if any(err is not None and err.fatal() for err in batch.errors):
             await asyncio.to_thread(self._recreate, "fatal idempotence error")
@@ -169,7 +200,7 @@ class DurableProducer:
             await asyncio.to_thread(self._recreate, "deliveries timed out")
         return batch.errors
 
-    def topics(self, timeout_s: float = 2.0) -> set[str]:
+    def topics(self, timeout_s: float = 1.0) -> set[str]:
         """Topic names in the cluster metadata; raises KafkaException when unreachable.
 
         Blocking: call from a thread (``asyncio.to_thread``).

@@ -150,6 +150,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
+        if exc.status >= 500:  # an operator must be able to tell why clients were turned away
+            log.warning(
+                "answered with a server-side problem", status=exc.status, detail=exc.detail, path=request.url.path
+            )
         return problem_response(exc, request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

@@ -63,7 +63,7 @@ class Stack:
 
     def ready(self, name: str) -> int | None:
         try:
-            return httpx.get(f"http://127.0.0.1:{self.ports[name]}/readyz", timeout=2).status_code
+            return httpx.get(f"http://127.0.0.1:{self.ports[name]}/readyz", timeout=5).status_code
         except httpx.HTTPError:
             return None
 
@@ -143,16 +143,17 @@ def test_stack_runs_recovers_and_stops_clean(stack: Stack) -> None:
         "data": {"format": "electronic"},
     }
 
-    def send() -> httpx.Response:  # a client retries on 503 (Retry-After), as the contract says
-        return httpx.post(
+    def send() -> tuple[int, str]:  # a client retries on 503 (Retry-After), as the contract says
+        answer = httpx.post(
             f"http://127.0.0.1:{stack.ports['culture']}/v1/events",
             json=event,
             timeout=30,
             headers={"authorization": f"Bearer {key}", "content-type": "application/cloudevents+json"},
         )
+        return answer.status_code, answer.text
 
-    answer = eventually_sync(send, lambda r: r.status_code != 503, timeout_s=60, every_s=1, what="event accepted")
-    assert answer.status_code == 202, answer.text
+    status, text = eventually_sync(send, lambda r: r[0] != 503, timeout_s=60, every_s=1, what="event accepted")
+    assert status == 202, text
     operator = credentials["operator"]["province"]
 
     def loans() -> float | None:

@@ -445,6 +445,7 @@ async def test_alerts_api_scope_paging_and_acknowledgement(dsn: str) -> None:
         assert ack(None, ids[("390", "incoming_electronic_rate")]).status_code == 401
         assert ack(district, ids[("400", "digital_take_up")]).status_code == 403
         assert ack(province, 999_999).status_code == 404
+        assert ack(province, 2**63).status_code == 422  # beyond bigint: a clear error, not a 500
         done = ack(district, ids[("390", "incoming_electronic_rate")], note="calling the office")
         assert done.status_code == 200, done.text
         body = done.json()

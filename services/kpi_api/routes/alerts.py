@@ -6,7 +6,7 @@ acknowledged: ``acknowledged`` is still live (the worker closes it when the cond
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
 from schemas.alerts_api import AcknowledgeRequest, AlertListPublic, AlertPublic
@@ -16,6 +16,9 @@ from services.kpi_api.http import decode_cursor, encode_cursor, respond
 from services.kpi_api.routes.kpis import Limit
 from services.runtime.auth import audit
 from services.runtime.problems import PROBLEM_MEDIA_TYPE, InvalidQuery, NotFound, ServiceError, problem_responses
+
+# alert ids are PostgreSQL bigints: a larger number is a 422, never a driver overflow
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert id")]
 
 router = APIRouter(tags=["alerts"], responses=problem_responses(401, 403, 404, 422, 429, 503))
 
@@ -92,7 +95,7 @@ async def list_alerts(
     },
 )
 async def acknowledge(
-    ctx: ContextDep, op: OperatorDep, alert_id: int, body: Annotated[AcknowledgeRequest | None, Body()] = None
+    ctx: ContextDep, op: OperatorDep, alert_id: AlertId, body: Annotated[AcknowledgeRequest | None, Body()] = None
 ) -> AlertPublic:
     principal = op.principal
     by = f"{principal.label} [{principal.key_id}]"
