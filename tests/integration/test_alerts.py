@@ -92,8 +92,22 @@ class Receiver:
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     bad_signatures: int = 0
     url: str = ""
+    in_flight: int = 0
+    runner: web.AppRunner | None = None
+
+    def busy(self) -> int:
+        """Open connections plus requests being handled (a dead sender's last POST may still be)."""
+        server = self.runner.server if self.runner else None
+        return (len(server.connections) if server else 0) + self.in_flight
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        try:
+            return await self._handle(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         if not verify(body, SECRET, request.headers.get("X-Smartcity-Signature")):
             self.bad_signatures += 1
@@ -114,6 +128,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     app.router.add_post("/hook", rec.handle)
     runner = web.AppRunner(app)
     await runner.setup()
+    rec.runner = runner
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     rec.url = f"http://127.0.0.1:{port}/hook"
@@ -340,6 +355,8 @@ async def test_sigkilled_worker_loses_no_alert_and_notifies_nobody_twice(harness
         # mid-stream: some alerts notified, kpi-updates still being judged
         await eventually(lambda: _async(len(receiver.delivered)), lambda n: n >= 3, timeout_s=120, every_s=0.02)
         alerts.kill()
+        # what the killed worker had sent is still being received: let it land first
+        await eventually(lambda: _async(receiver.busy()), lambda n: n == 0, timeout_s=30, every_s=0.01)
         before_kill = set(receiver.delivered)
         alerts.start()
 
