@@ -13,7 +13,10 @@ class AggregatorSettings(BaseSettings):
     port: int = Field(default=8105, description="Health and metrics endpoints.")
     group_id: str = Field(default="kpi-aggregator", description="Kafka consumer group.")
     batch_max_records: int = Field(default=20_000, ge=1, description="Records per transaction.")
-    batch_max_age_ms: int = Field(default=250, ge=1, description="Longest a record waits before its batch is flushed.")
+    batch_max_age_ms: int = Field(default=100, ge=1, description="Longest a record waits before its batch is flushed.")
+    fetch_wait_max_ms: int = Field(
+        default=100, ge=1, description="Longest the broker holds a fetch open while it has nothing new."
+    )
     dedupe_horizon_days: int = Field(
         default=8, ge=7, description="A repeat of (source, id) within this time counts once."
     )

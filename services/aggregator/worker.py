@@ -199,6 +199,7 @@ class Aggregator:
             "session.timeout.ms": self.settings.kafka.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.settings.kafka.session_timeout_ms // 5),
             "max.poll.interval.ms": 300_000,
+            "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
             "fetch.max.bytes": 52_428_800,
             "max.partition.fetch.bytes": 10_485_760,
             "queued.max.messages.kbytes": 262_144,
