@@ -3,7 +3,8 @@
 ``python -m benchmarks.soak [--rate 2000] [--duration 60]`` starts ``python -m infra.stack``
 (``make run``'s stack: embedded Tansu broker and PostgreSQL, the four sector services, the
 aggregator, the KPI API and the alerts worker, each its own process) on free ports in a
-scratch directory, with its simulator off (``STACK_SIMULATOR=false``). Then:
+scratch directory, with its simulator off (``STACK_SIMULATOR=false``); with ``--bootstrap`` the
+stack uses that (empty) Kafka instead of starting Tansu. Then:
 
 load
     A client process sends the simulator's events (its sector mix, 1 % duplicate and 2 %
@@ -92,10 +93,12 @@ SERVICES = (*SECTORS, "aggregator", "kpi_api", "alerts")
 class Stack:
     """``python -m infra.stack`` in a scratch directory, on free ports, simulator off."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, bootstrap: str | None = None) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in SERVICES}
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+        if bootstrap:  # the stack then uses this broker and starts none (its RSS is not sampled)
+            env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         env.update(
             STACK_DATA_DIR=str(data_dir),
             STACK_KAFKA_PORT=str(free_port()),
@@ -621,7 +624,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     machine_busy = busy_end - busy_start
     return {
         "benchmark": "soak",
-        "broker": "tansu (embedded)",
+        "broker": f"{args.broker_kind} at {args.bootstrap}" if args.bootstrap else "tansu (embedded)",
         "rate_target": args.rate,
         "duration_s": args.duration,
         "events_sent": result["sent"],
@@ -672,6 +675,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the aggregator")
     parser.add_argument("--seed", type=int, default=20250505)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
+    parser.add_argument("--bootstrap", default=None, help="an external, empty Kafka (default: embedded Tansu)")
+    parser.add_argument("--broker-kind", default="external", help="what --bootstrap is, for the report")
     return parser.parse_args(argv)
 
 
@@ -679,7 +684,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     data_dir = Path(tempfile.mkdtemp(prefix="smartcity-soak-"))
     say(f"starting the stack in {data_dir}")
-    stack = Stack(data_dir / "smartcity")
+    stack = Stack(data_dir / "smartcity", args.bootstrap)
     try:
         stack.wait_ready()
         say("stack ready")

@@ -55,6 +55,12 @@ class Period:
 
     @classmethod
     def parse(cls, start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> "Period":
+        for name, moment in (("from", start), ("to", end)):
+            if moment is not None and not 1970 <= moment.year <= 2199:  # and prior periods stay representable
+                raise InvalidQuery(
+                    f"`{name}` must fall in the years 1970-2199",
+                    errors=[{"field": name, "message": "outside 1970-2199", "code": "range"}],
+                )
         default_start, default_end = periods.default_period(now)
         a = periods.local(start) if start else default_start
         b = periods.local(end) if end else default_end

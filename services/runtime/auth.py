@@ -60,6 +60,8 @@ def parse_key(key: str) -> tuple[str, str] | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != _PREFIX or not parts[1] or not parts[2]:
         return None
+    if not (parts[1].isascii() and parts[1].isalnum()):  # ids are hex: nothing else reaches SQL
+        return None
     return parts[1], parts[2]
 
 

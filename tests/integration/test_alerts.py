@@ -449,6 +449,7 @@ async def test_alerts_api_scope_paging_and_acknowledgement(dsn: str) -> None:
         assert [a["unit"] for a in get(district).json()["items"]] == ["390"]
         assert get(district, unit="400").status_code == 403
         assert get(province, unit="nope").status_code == 404
+        assert get(province, kpi="no\x00such").status_code == 404  # never reaches PostgreSQL
         assert {a["kpi"] for a in get(province, unit="400", kpi="digital_take_up").json()["items"]} == {
             "digital_take_up"
         }

@@ -19,6 +19,13 @@ def test_new_key_round_trips_through_parse_and_verify():
     assert verify(parsed[1], salt, digest) is True
 
 
+def test_keys_not_shaped_like_ours_never_reach_the_store():
+    assert parse_key("sck_ab\x00cd_secret") is None
+    assert parse_key("sck_ab cd_secret") is None
+    assert parse_key("sck_\u00e9\u00e9_secret") is None
+    assert parse_key("sck_a1b2c3_secret") == ("a1b2c3", "secret")
+
+
 def test_keys_are_unique_and_the_hash_is_not_the_secret():
     keys = [new_key() for _ in range(20)]
     assert len({k[0] for k in keys}) == len({k[1] for k in keys}) == len({k[2] for k in keys}) == 20

@@ -230,3 +230,19 @@ def test_default_period_is_thirty_whole_days_including_today():
     start, end = default_period(now)
     assert end == vn(2025, 5, 6) and start == vn(2025, 4, 6)
     assert default_period(now, days=1) == (vn(2025, 5, 5), vn(2025, 5, 6))
+
+
+def test_query_periods_outside_the_supported_years_are_a_clear_error() -> None:
+    """Year 1 or 9999 would overflow the previous period (rankings); a 422, never a 500."""
+    from services.kpi_api.service import Period
+    from services.runtime.problems import InvalidQuery
+
+    now = dt.datetime(2025, 5, 5, tzinfo=dt.UTC)
+    for start, end in (
+        (dt.datetime(1, 1, 1, tzinfo=dt.UTC), None),
+        (None, dt.datetime(9999, 12, 31, tzinfo=dt.UTC)),
+    ):
+        with pytest.raises(InvalidQuery):
+            Period.parse(start, end, now)
+    widest = Period.parse(dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(2199, 12, 31, tzinfo=dt.UTC), now)
+    assert widest.previous().start.year == 1740

@@ -73,8 +73,10 @@ async def list_alerts(
     if code not in op.registry:
         raise NotFound(f"no administrative unit {code!r}")
     op.require(code)
+    if kpi is not None and ctx.kpis.get(kpi) is None:  # only known ids reach SQL (no NUL bytes either)
+        raise NotFound(f"no KPI {kpi!r}; GET /v1/kpis lists them")
     before = decode_cursor(cursor)
-    if before is not None and not isinstance(before, int):
+    if before is not None and not (isinstance(before, int) and 0 < before < 2**63):  # a bigint id
         raise InvalidQuery("invalid cursor")
     units = [code, *op.registry.descendants(code)]
     rows = await AlertStore(ctx.pool).list(units, state, kpi, before, limit)

@@ -32,8 +32,10 @@ async def overdue(
     if after is not None:
         try:
             after = (dt.datetime.fromisoformat(after[0]), str(after[1]))
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, KeyError):
             raise InvalidQuery("invalid cursor") from None
+        if after[0].tzinfo is None or "\x00" in after[1]:  # what this API never issues
+            raise InvalidQuery("invalid cursor")
     at = now(ctx)
     per_unit, items = await service.overdue(code, at, after, limit)
     nxt = encode_cursor([items[-1].due_at.isoformat(), items[-1].dossier_id]) if len(items) == limit else None
