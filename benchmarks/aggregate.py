@@ -45,7 +45,6 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -417,18 +416,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from benchmarks.support import scratch
+    from benchmarks.support import scratch, variant_of
     from tests.support.kafka import new_prefix
 
     args = parse_args(argv)
     logs_to_stderr()
-    variant = None
-    if args.variant_cmd:
-        cmd = shlex.split(args.variant_cmd)
-        variant = {
-            "argv": [sys.executable if cmd[0] in ("python", "python3") else cmd[0], *cmd[1:]],
-            "env": dict(kv.split("=", 1) for kv in args.variant_env),
-        }
+    variant = variant_of(args.variant_cmd, args.variant_env)
     load_before = round(os.getloadavg()[0], 2)
     with scratch(args.keep) as workdir, bench_servers(workdir, args.bootstrap, args.database_url) as srv:
         pids = {"postgres": srv.postgres_pid, "broker": srv.broker_pid}

@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import random
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -540,7 +539,7 @@ async def explain(conn: asyncpg.Connection, communes: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from benchmarks.support import scratch
+    from benchmarks.support import scratch, variant_of
 
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.kpi_queries",
@@ -571,13 +570,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--keep-databases", action="store_true")
     args = p.parse_args(argv)
     logs_to_stderr()
-    variant = None
-    if args.variant_cmd:
-        cmd = shlex.split(args.variant_cmd)
-        variant = {
-            "argv": [sys.executable if cmd[0] in ("python", "python3") else cmd[0], *cmd[1:]],
-            "env": dict(kv.split("=", 1) for kv in args.variant_env),
-        }
+    variant = variant_of(args.variant_cmd, args.variant_env)
     volumes: dict[str, Any] = {}
     load_before = round(os.getloadavg()[0], 2)
     with scratch() as workdir, bench_servers(workdir, "unused:0", args.database_url) as srv:

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -285,3 +286,15 @@ def scratch(keep: bool = False) -> Iterator[Path]:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def variant_of(command: str | None, env: list[str]) -> dict[str, Any] | None:
+    """A ``--variant-cmd`` / ``--variant-env`` proposal as argv and environment (None: none);
+    a bare ``python`` means this interpreter."""
+    if not command:
+        return None
+    cmd = shlex.split(command)
+    return {
+        "argv": [sys.executable if cmd[0] in ("python", "python3") else cmd[0], *cmd[1:]],
+        "env": dict(kv.split("=", 1) for kv in env),
+    }
