@@ -41,6 +41,7 @@ Progress goes to stderr; the last line of stdout is one JSON object.
 import argparse
 import asyncio
 import bisect
+import contextlib
 import datetime as dt
 import json
 import multiprocessing
@@ -49,6 +50,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,59 +107,81 @@ def raw_drain(bootstrap: str, topics: list[str], ends: Ends, pids: dict[str, int
 # -- the aggregator as a real process (AggregatorProcess) -----------------------------------------
 
 
-async def throughput_phase(
-    srv: Any, prefix: str, ends: Ends, workdir: Path, profile: bool, variant: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    name = fresh_name("agg")
+@dataclass
+class RunningAggregator:
+    group: str
+    service: AggregatorProcess
+    conn: asyncpg.Connection  # to its fresh database
+    peak_rss_mb: float | None = None  # set when it stops
+
+
+@contextlib.asynccontextmanager
+async def running_aggregator(
+    srv: Any, prefix: str, workdir: Path, variant: dict[str, Any] | None, label: str
+) -> AsyncIterator[RunningAggregator]:
+    """One aggregator process on a fresh database and consumer group, its RSS sampled; on
+    exit it is stopped and its database dropped."""
+    name = fresh_name(label)
     dsn = await fresh_database(srv.admin_dsn, name)
     group = fresh_name("group")
     service = AggregatorProcess(srv, dsn, prefix, group, workdir, variant)
     rss = RssSampler(service.proc.pid)
     rss.start()
-    conn = await asyncpg.connect(dsn)
-    spy = None
+    run = RunningAggregator(group, service, await asyncpg.connect(dsn))
     try:
-        began = await wait_claimed(conn, group, service)
-        meter = CpuMeter(aggregator=service.proc.pid, postgres=srv.postgres_pid, broker=srv.broker_pid).start()
-        if profile:
-            spy_out = workdir / "aggregator.pyspy.txt"
-            argv = f"{Path(sys.executable).parent / 'py-spy'} record --pid {service.proc.pid} --rate 250"
-            argv += f" --format raw --threads --nonblocking --output {spy_out}"
-            # a sampler left running and stopped with SIGINT, never awaited
-            spy = subprocess.Popen(argv.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
-        last_say = began
-        while True:
-            done = await committed_offsets(conn, group)
-            if all(done.get(k) == v for k, v in ends.items()):
-                finished = time.monotonic()
-                break
-            if service.proc.poll() is not None:
-                raise RuntimeError(f"aggregator exited:\n{service.log_tail()}")
-            if time.monotonic() - last_say > 5:
-                last_say = time.monotonic()
-                at = sum(min(done.get(k, 0), v) for k, v in ends.items())
-                say(f"  aggregator: {at:,} of {sum(ends.values()):,} offsets committed")
-            if time.monotonic() - began > 1800:
-                raise TimeoutError("aggregator did not catch up in 30 min")
-            await asyncio.sleep(0.02)
-        cpu = meter.stop()
-        stats = metrics_of(service.url)
-        profile_summary = None
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-            profile_summary = summarise_pyspy(spy_out)
-        counts = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM seen_events) AS seen, (SELECT count(*) FROM counters_hourly) AS hourly, "
-            "(SELECT count(*) FROM dossiers) AS dossiers"
-        )
+        yield run
     finally:
-        if spy is not None and spy.poll() is None:
-            spy.kill()
-        peak = rss.stop()
+        run.peak_rss_mb = rss.stop()
         service.stop()
-        await conn.close()
+        await run.conn.close()
         await drop_database(srv.admin_dsn, name)
+
+
+async def throughput_phase(
+    srv: Any, prefix: str, ends: Ends, workdir: Path, profile: bool, variant: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    spy = None
+    async with running_aggregator(srv, prefix, workdir, variant, "agg") as run:
+        group, service, conn = run.group, run.service, run.conn
+        try:
+            began = await wait_claimed(conn, group, service)
+            meter = CpuMeter(aggregator=service.proc.pid, postgres=srv.postgres_pid, broker=srv.broker_pid).start()
+            if profile:
+                spy_out = workdir / "aggregator.pyspy.txt"
+                argv = f"{Path(sys.executable).parent / 'py-spy'} record --pid {service.proc.pid} --rate 250"
+                argv += f" --format raw --threads --nonblocking --output {spy_out}"
+                # a sampler left running and stopped with SIGINT, never awaited
+                spy = subprocess.Popen(argv.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+            last_say = began
+            while True:
+                done = await committed_offsets(conn, group)
+                if all(done.get(k) == v for k, v in ends.items()):
+                    finished = time.monotonic()
+                    break
+                if service.proc.poll() is not None:
+                    raise RuntimeError(f"aggregator exited:\n{service.log_tail()}")
+                if time.monotonic() - last_say > 5:
+                    last_say = time.monotonic()
+                    at = sum(min(done.get(k, 0), v) for k, v in ends.items())
+                    say(f"  aggregator: {at:,} of {sum(ends.values()):,} offsets committed")
+                if time.monotonic() - began > 1800:
+                    raise TimeoutError("aggregator did not catch up in 30 min")
+                await asyncio.sleep(0.02)
+            cpu = meter.stop()
+            stats = metrics_of(service.url)
+            profile_summary = None
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                profile_summary = summarise_pyspy(spy_out)
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM seen_events) AS seen, (SELECT count(*) FROM counters_hourly) AS hourly, "
+                "(SELECT count(*) FROM dossiers) AS dossiers"
+            )
+        finally:
+            if spy is not None and spy.poll() is None:
+                spy.kill()
+    peak = run.peak_rss_mb
     offsets = sum(ends.values())
     seconds = finished - began
     batches = stats.get("aggregator_batch_records_count", 0)
@@ -301,17 +326,11 @@ async def steady_phase(
 
     prefix = new_prefix()
     provision(srv.bootstrap, prefix)
-    name = fresh_name("steady")
-    dsn = await fresh_database(srv.admin_dsn, name)
-    group = fresh_name("group")
-    service = AggregatorProcess(srv, dsn, prefix, group, workdir, variant)
-    rss = RssSampler(service.proc.pid)
-    rss.start()
-    conn = await asyncpg.connect(dsn)
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     producer = ctx.Process(target=steady_producer_child, args=(child, srv.bootstrap, prefix, rate, seconds, seed))
-    try:
+    async with running_aggregator(srv, prefix, workdir, variant, "steady") as run:
+        group, service, conn = run.group, run.service, run.conn
         await wait_claimed(conn, group, service, partitions=len(_topics(prefix)) * 8)
         producer.start()
         loop = asyncio.get_running_loop()
@@ -342,11 +361,7 @@ async def steady_phase(
             raise TimeoutError("steady load: aggregator did not catch up")
         cpu = meter.stop()
         producer.join(30)
-    finally:
-        peak = rss.stop()
-        service.stop()
-        await conn.close()
-        await drop_database(srv.admin_dsn, name)
+    peak = run.peak_rss_mb
     latencies = []
     for topic, partition, offset, ts_ms in result["delivered"]:
         offs, times = changes[(topic, partition)]
