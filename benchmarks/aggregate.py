@@ -232,6 +232,7 @@ def faust_worker() -> None:
         web_enabled=False,
         store="memory://",
         topic_disable_leader=True,
+        datadir=cfg["datadir"],  # faust otherwise leaves <app_id>-data/ in the working directory
     )
     topic = app.topic(*cfg["topics"], value_type=bytes, key_type=bytes)
     registry = UnitRegistry.from_units(reference_units())
@@ -274,6 +275,7 @@ async def faust_phase(srv: Any, prefix: str, events: int, take: int, workdir: Pa
         "take": take,
         "within": 0.25,
         "progress": str(progress),
+        "datadir": str(workdir / f"{name}-data"),
     }
     env = dict(os.environ, BENCH_FAUST=json.dumps(cfg), PYTHONPATH=str(ROOT))
     proc = spawn(

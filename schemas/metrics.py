@@ -18,7 +18,10 @@ METRICS: dict[str, str] = {
     "dossier.resolved_on_time": "Dossiers resolved early or on time (pauses excluded, ≤ 1 supplement request)",
     "dossier.resolved_late": "Dossiers resolved late",
     "dossier.e_result": "Dossiers resolved with an electronic result",
-    "dossier.processing_seconds": "Σ processing time of resolved dossiers, pauses excluded (s)",
+    "dossier.processing_seconds": (
+        "Σ processing time of resolved dossiers, pauses excluded; "
+        "a pause whose end is timed before its start counts as 0 (s)"
+    ),
     "dossier.rated": "Dossiers rated by the citizen",
     "dossier.rated_unsatisfied": "Dossiers rated unsatisfied",
     # official documents, bucketed by registration / issue time

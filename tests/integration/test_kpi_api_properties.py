@@ -8,6 +8,7 @@ as production); the KPI API runs in-process with a fixed clock so "now" is known
 
 import asyncio
 import datetime as dt
+import json
 import math
 import os
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from infra.migrate import reference_units
@@ -39,7 +40,8 @@ UNITS = ["390", "392", "395", "400", "404", "380"]  # districts the events use
 WINDOW_START = dt.datetime(2025, 5, 1, tzinfo=VN)
 NOW = WINDOW_START + dt.timedelta(days=12, hours=3)
 SECTORS = ["education", "health", "transport", "culture"]
-EXAMPLES = 40 if os.environ.get("SMARTCITY_FULL") == "1" else 15
+# SMARTCITY_PROPERTY_EXAMPLES=2000 explores far more inputs when hunting discrepancies
+EXAMPLES = int(os.environ.get("SMARTCITY_PROPERTY_EXAMPLES", 40 if os.environ.get("SMARTCITY_FULL") == "1" else 15))
 
 
 def iso(minutes: int) -> str:
@@ -248,6 +250,7 @@ def test_api_values_equal_catalogue_formulas(
     target: str,
 ) -> None:
     client, dsn = api
+    note(f"events={json.dumps(events)}\nperiod={period} granularity={granularity} sector={sector} target={target}")
     asyncio.run(load(dsn, events))
     distinct = unique(events)
     subtree = {target, *REGISTRY.descendants(target)}

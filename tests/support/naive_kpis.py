@@ -54,7 +54,7 @@ class Dossier:
 
     def overdue(self, now: dt.datetime) -> bool:
         assert self.due is not None
-        waited = self.paused + ((now - self.pause_from).total_seconds() if self.pause_from else 0)
+        waited = self.paused + (max(0.0, (now - self.pause_from).total_seconds()) if self.pause_from else 0)
         return self.supplements > 1 or now > self.due + dt.timedelta(seconds=waited)
 
     def processing_s(self) -> int:
@@ -78,11 +78,11 @@ def dossiers(events: list[Event]) -> dict[str, Dossier]:
             d.supplements += 1
             d.pause_from = d.pause_from or at
         elif verb == "supplement_resumed" and d.pause_from is not None:
-            d.paused += round((at - d.pause_from).total_seconds())
+            d.paused += max(0, round((at - d.pause_from).total_seconds()))  # a wait cannot be negative
             d.pause_from = None
         elif verb == "resolved":
             if d.pause_from is not None:
-                d.paused += round((at - d.pause_from).total_seconds())
+                d.paused += max(0, round((at - d.pause_from).total_seconds()))
                 d.pause_from = None
             d.resolved, d.e_result = at, data["e_result"]
         elif verb == "paid":

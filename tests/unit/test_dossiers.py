@@ -144,6 +144,18 @@ def test_resolving_during_an_open_pause_excludes_the_waiting_time():
     assert done.processing_seconds() == 9 * 86400
 
 
+def test_a_pause_timed_to_end_before_it_starts_excludes_nothing():
+    """Sector systems' clocks disagree: a resolution or resume timed before the supplement
+    request it ends counts as a zero-length pause, never a negative one that would add time."""
+    due = T0 + 10 * DAY
+    resolved_early = run([(received(due), T0), (REQUESTED, T0 + 2 * H), (resolved(), T0 + H)])
+    assert resolved_early.paused_seconds == 0
+    assert resolved_early.processing_seconds() == 3600
+    resumed_early = run([(received(due), T0), (REQUESTED, T0 + 2 * H), (RESUMED, T0 + H), (resolved(), T0 + 3 * H)])
+    assert resumed_early.paused_seconds == 0
+    assert resumed_early.processing_seconds() == 3 * 3600
+
+
 # --- overdue_at ------------------------------------------------------------------------------
 
 
@@ -162,6 +174,13 @@ def test_clock_stands_still_during_a_pause():
     resumed = apply(paused, RESUMED, T0 + 2 * DAY, SECTOR, UNIT)  # paused 1 day
     assert resumed.overdue_at(due + DAY) is False
     assert resumed.overdue_at(due + DAY + S) is True
+
+
+def test_a_pause_timed_after_now_does_not_bring_the_due_time_forward():
+    due = T0 + 3 * DAY
+    state = run([(received(due), T0), (REQUESTED, due + H)])  # request timed in the future
+    assert state.overdue_at(due) is False
+    assert state.overdue_at(due + S) is True
 
 
 def test_second_supplement_request_makes_an_open_dossier_overdue_immediately():
