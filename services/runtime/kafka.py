@@ -30,6 +30,38 @@ class OutgoingMessage:
     headers: Headers
 
 
+# Delivery errors that mean the broker no longer accepts this producer id or epoch. librdkafka
+# reports them per message and keeps the id, so every later message fails the same way (seen
+# on the embedded broker restarted empty: PRODUCER_FENCED for every event until a restart).
+IDENTITY_ERRORS = frozenset(
+    {
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError._FENCED,
+    }
+)
+
+
+def needs_new_producer(errors: Sequence[KafkaError | None]) -> str | None:
+    """Why the producer must be replaced after a batch with these delivery errors, if so."""
+    for err in errors:
+        if err is None:
+            continue
+        if err.fatal():
+            return "fatal idempotence error"
+        if err.code() in IDENTITY_ERRORS:
+            return f"producer id refused ({err.name()})"
+    if any(err is not None and err.code() == KafkaError._MSG_TIMED_OUT for err in errors):
+        # A broker that restarted empty (the embedded broker) no longer knows our producer
+        # id and rejects every epoch librdkafka bumps locally; a new producer asks for a
+        # new id. Against Apache Kafka this only costs a reconnect.
+        return "deliveries timed out"
+    return None
+
+
 class BrokerUnavailable(RuntimeError):
     """The broker could not take a message; nothing about it may be reported as accepted."""
 
@@ -191,13 +223,9 @@ class DurableProducer:
                 await asyncio.to_thread(self._recreate, "fatal error on produce")
                 break
         await batch.done
-        if any(err is not None and err.fatal() for err in batch.errors):
-            await asyncio.to_thread(self._recreate, "fatal idempotence error")
-        elif any(err is not None and err.code() == KafkaError._MSG_TIMED_OUT for err in batch.errors):
-            # A broker that restarted empty (the embedded broker) no longer knows our producer
-            # id and rejects every epoch librdkafka bumps locally; a new producer asks for a
-            # new id. Against Apache Kafka this only costs a reconnect.
-            await asyncio.to_thread(self._recreate, "deliveries timed out")
+        reason = needs_new_producer(batch.errors)
+        if reason is not None:
+            await asyncio.to_thread(self._recreate, reason)
         return batch.errors
 
     def topics(self, timeout_s: float = 1.0) -> set[str]:

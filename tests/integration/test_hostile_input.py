@@ -13,6 +13,7 @@ tests/integration/test_aggregator_resilience.py (poison goes to the dead-letter 
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def stack(servers: Servers, workdir: Path) -> Iterator[dict[str, Any]]:
 EXCLUDED = [positive_data_acceptance]
 
 
+def cases_per_operation(default: int) -> int:
+    """Cases per operation; SMARTCITY_SCHEMATHESIS_EXAMPLES=500 hunts for server errors harder."""
+    return int(os.environ.get("SMARTCITY_SCHEMATHESIS_EXAMPLES", default))
+
+
 def conform(url: str, key: str, examples: int) -> list[str]:
     """Run schemathesis' generated cases for every operation of a live service's OpenAPI
     document (its strategies driven by hypothesis directly: the schemathesis pytest plugin
@@ -102,12 +108,12 @@ def conform(url: str, key: str, examples: int) -> list[str]:
 
 
 def test_sector_service_openapi_conformance(stack: dict[str, Any]) -> None:
-    exercised = conform(stack["health"].url, stack["ingest_key"], 80)
+    exercised = conform(stack["health"].url, stack["ingest_key"], cases_per_operation(80))
     assert "POST /v1/events" in exercised and "GET /readyz" in exercised
 
 
 def test_kpi_api_openapi_conformance(stack: dict[str, Any]) -> None:
-    exercised = conform(stack["kpi_api"].url, stack["operator_key"], 30)
+    exercised = conform(stack["kpi_api"].url, stack["operator_key"], cases_per_operation(30))
     assert {"GET /v1/kpis/{kpi}/ranking", "GET /v1/score", "GET /v1/units/{code}/scorecard"} <= set(exercised)
 
 

@@ -6,7 +6,7 @@ import threading
 
 from confluent_kafka import KafkaError
 
-from services.runtime.kafka import _Batch
+from services.runtime.kafka import _Batch, needs_new_producer
 
 
 async def test_resolves_only_when_the_last_message_is_settled_from_the_poll_thread() -> None:
@@ -45,3 +45,15 @@ async def test_a_partly_settled_batch_stays_pending() -> None:
     batch.callback(0)(None, None)
     await asyncio.sleep(0)  # let any scheduled resolution run
     assert not batch.done.done() and batch.remaining == 2
+
+
+def test_a_refused_producer_id_replaces_the_producer_and_ordinary_failures_do_not() -> None:
+    # the embedded broker restarted empty answers PRODUCER_FENCED to every later message
+    fenced = KafkaError(KafkaError.PRODUCER_FENCED)
+    assert needs_new_producer([None, fenced]) == "producer id refused (PRODUCER_FENCED)"
+    assert needs_new_producer([KafkaError(KafkaError.UNKNOWN_PRODUCER_ID)]) is not None
+    assert needs_new_producer([KafkaError(KafkaError._FATAL, "x", fatal=True)]) == "fatal idempotence error"
+    assert needs_new_producer([KafkaError(KafkaError._MSG_TIMED_OUT)]) == "deliveries timed out"
+    assert needs_new_producer([None, None]) is None
+    assert needs_new_producer([KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)]) is None
+    assert needs_new_producer([KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)]) is None
