@@ -8,6 +8,7 @@ PostgreSQL spent during a phase next to the service's own.
 import asyncio
 import contextlib
 import datetime as dt
+import multiprocessing
 import os
 import secrets
 import sys
@@ -302,6 +303,29 @@ def steady_producer_child(pipe: Any, bootstrap: str, prefix: str, rate: int, sec
     produced_s = time.monotonic() - began
     producer.flush(60)
     pipe.send({"delivered": delivered, "failed": failed[:5], "produced_s": produced_s})
+
+
+class SteadyLoad:
+    """:func:`steady_producer_child` in a spawned process: ``await start()`` returns once its
+    events are encoded and it is connected, ``go()`` starts the load, ``await result()``
+    returns its delivery reports."""
+
+    def __init__(self, bootstrap: str, prefix: str, rate: int, seconds: float, seed: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe()
+        self.process = ctx.Process(target=steady_producer_child, args=(child, bootstrap, prefix, rate, seconds, seed))
+
+    async def start(self) -> None:
+        self.process.start()
+        assert await asyncio.get_running_loop().run_in_executor(None, self._pipe.recv) == "ready"
+
+    def go(self) -> None:
+        self._pipe.send("go")
+
+    async def result(self) -> dict[str, Any]:
+        result: dict[str, Any] = await asyncio.get_running_loop().run_in_executor(None, self._pipe.recv)
+        self.process.join(30)
+        return result
 
 
 # -- the aggregator as a real process ----------------------------------------------------------

@@ -63,6 +63,7 @@ from benchmarks._bench_common import (
     CpuMeter,
     Ends,
     RssSampler,
+    SteadyLoad,
     bench_servers,
     committed_offsets,
     drop_database,
@@ -75,7 +76,6 @@ from benchmarks._bench_common import (
     say,
     simulated,
     stats_ms,
-    steady_producer_child,
     summarise_pyspy,
     wait_claimed,
 )
@@ -328,19 +328,15 @@ async def steady_phase(
 
     prefix = new_prefix()
     provision(srv.bootstrap, prefix)
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    producer = ctx.Process(target=steady_producer_child, args=(child, srv.bootstrap, prefix, rate, seconds, seed))
+    load = SteadyLoad(srv.bootstrap, prefix, rate, seconds, seed)
     async with running_aggregator(srv, prefix, workdir, variant, "steady") as run:
         group, service, conn = run.group, run.service, run.conn
         await wait_claimed(conn, group, service, partitions=len(_topics(prefix)) * 8)
-        producer.start()
-        loop = asyncio.get_running_loop()
-        assert await loop.run_in_executor(None, parent.recv) == "ready"
+        await load.start()
         meter = CpuMeter(aggregator=service.proc.pid, postgres=srv.postgres_pid, broker=srv.broker_pid).start()
         changes: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
-        parent.send("go")
-        result_f = loop.run_in_executor(None, parent.recv)
+        load.go()
+        result_f = asyncio.ensure_future(load.result())
         ends: Ends | None = None
         deadline = time.monotonic() + seconds + 120
         while time.monotonic() < deadline:
@@ -362,7 +358,6 @@ async def steady_phase(
         else:
             raise TimeoutError("steady load: aggregator did not catch up")
         cpu = meter.stop()
-        producer.join(30)
     peak = run.peak_rss_mb
     latencies = []
     for topic, partition, offset, ts_ms in result["delivered"]:

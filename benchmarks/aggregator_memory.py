@@ -13,7 +13,6 @@ growth over the second half of the run in MB/min (0 when memory is flat).
 import argparse
 import asyncio
 import json
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -24,10 +23,10 @@ import psutil
 
 from benchmarks._bench_common import (
     AggregatorProcess,
+    SteadyLoad,
     bench_servers,
     fresh_name,
     logs_to_stderr,
-    steady_producer_child,
     wait_claimed,
 )
 from benchmarks.support import fresh_database, say, scratch, variant_of
@@ -59,16 +58,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 service = AggregatorProcess(srv, dsn, prefix, group, workdir, proposal)
                 running[name] = (service, await asyncpg.connect(dsn))
                 await wait_claimed(running[name][1], group, service, partitions=32)
-            ctx = multiprocessing.get_context("spawn")
-            parent, child = ctx.Pipe()
-            seed = 20250505
-            producer = ctx.Process(
-                target=steady_producer_child, args=(child, srv.bootstrap, prefix, args.rate, args.seconds, seed)
-            )
-            producer.start()
-            loop = asyncio.get_running_loop()
-            assert await loop.run_in_executor(None, parent.recv) == "ready"
-            parent.send("go")
+            load = SteadyLoad(srv.bootstrap, prefix, args.rate, args.seconds, seed=20250505)
+            await load.start()
+            load.go()
             began = time.monotonic()
             samples: list[dict[str, float]] = []
             while time.monotonic() - began < args.seconds:
@@ -80,8 +72,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 samples.append(row)
                 say(f"  {row}")
                 await asyncio.sleep(args.every)
-            delivered = await loop.run_in_executor(None, parent.recv)
-            producer.join(30)
+            delivered = await load.result()
         finally:
             for service, conn in running.values():
                 await conn.close()
