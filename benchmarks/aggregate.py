@@ -23,7 +23,7 @@ database and a fresh consumer group:
     A faust-streaming agent (at_least_once, auto offset reset earliest, 6 s session
     timeout) over the first ``--faust-events`` events (own topics), batching with
     ``stream.take_events(--faust-take, within=0.25)`` and committing each batch with the
-    aggregator's own ``CounterStore.commit`` (dedupe keys, entity states, counters at three
+    aggregator's own ``count_batch`` (dedupe keys, entity states, counters at three
     grains; no kpi-updates). Clock: from its first batch to its last committed batch.
 ``p50/p99_latency_ms``
     A fresh aggregator idle on fresh topics, then a producer process emitting
@@ -208,16 +208,17 @@ async def throughput_phase(
 
 def faust_worker() -> None:
     """Entry point of the faust process (config in ``BENCH_FAUST``)."""
-    import functools
     import logging
 
     import faust
 
     from infra.migrate import reference_units
-    from schemas.units import UnitRegistry
-    from services.aggregator.adapters.store import CounterStore
+    from services.aggregator.adapters.postgres import PgCounterStore
     from services.aggregator.domain.batch import Batch
     from services.aggregator.domain.decode import Decoder, Record
+    from services.aggregator.domain.fold import registry_lineage
+    from services.aggregator.flush import count_batch
+    from services.core.units import UnitRegistry
 
     cfg = json.loads(os.environ["BENCH_FAUST"])
     app = faust.App(
@@ -236,14 +237,14 @@ def faust_worker() -> None:
     )
     topic = app.topic(*cfg["topics"], value_type=bytes, key_type=bytes)
     registry = UnitRegistry.from_units(reference_units())
-    lineage = functools.lru_cache(maxsize=4096)(registry.lineage)
+    lineage = registry_lineage(registry)
     progress = open(cfg["progress"], "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
         pool = await asyncpg.create_pool(cfg["dsn"], min_size=1, max_size=2)
-        store = CounterStore(pool, "faust", lineage)
-        decoder = Decoder(registry)
+        store = PgCounterStore(pool, "faust")
+        decoder = Decoder(lambda: registry)
         done = 0
         async for events in stream.take_events(cfg["take"], within=cfg["within"]):
             if done == 0:
@@ -252,7 +253,7 @@ def faust_worker() -> None:
             for event in events:
                 m = event.message
                 batch.add(decoder.decode(Record(m.topic, m.partition, m.offset, m.key, m.value, list(m.headers or ()))))
-            await store.commit(batch.events, {}, batch.unique_new, dt.date.today())
+            await count_batch(store, batch, lineage, dt.date.today())
             done += len(events)
             progress.write(f"commit {done} {time.time()} {len(batch.poison)}\n")
 

@@ -193,7 +193,7 @@ def prepared_messages(events: list[dict[str, Any]], sector: str, topic: str) -> 
     """Kafka messages exactly as the service builds them (``services.ingest.pipeline``)."""
     from infra.migrate import reference_units
     from schemas.sectors import Sector
-    from schemas.units import UnitRegistry
+    from services.core.units import UnitRegistry
     from services.ingest.pipeline import Prepared, prepare
     from services.runtime.auth import Principal
 

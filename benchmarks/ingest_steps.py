@@ -38,7 +38,7 @@ from infra.migrate import reference_units
 from infra.processes import free_port
 from schemas.envelope import batch_is_valid
 from schemas.sectors import Sector
-from schemas.units import UnitRegistry
+from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, UnitChecks, prepare_valid_batch
 from services.runtime.auth import Principal
 from services.runtime.serve import tune_gc

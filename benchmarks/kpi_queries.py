@@ -362,8 +362,8 @@ NAIVE_SERIES = """SELECT date_trunc($5, bucket AT TIME ZONE 'Asia/Ho_Chi_Minh') 
 
 
 async def naive(conn: asyncpg.Connection, q: dict[str, Any], kpis: Any, units: dict[int, list[str]]) -> None:
-    from services.kpi_api.domain import periods
-    from services.kpi_api.domain.formulas import counters_of
+    from services.core import calendar as periods
+    from services.core.kpis.formulas import counters_of
 
     def metrics(ids: list[str]) -> list[str]:
         return sorted(
@@ -518,10 +518,10 @@ async def explain(conn: asyncpg.Connection, communes: int) -> str:
     KPI (11 counters) at the widest level: whole months, so the day and hour pieces are the
     epoch-padded empty ranges."""
     try:
-        from services.kpi_api.adapters.store import _TOTALS_SQL, _pad
+        from services.readmodels.counters import _TOTALS_SQL, _pad
     except ImportError:  # the store no longer pads absent pieces
         return "n/a: services.kpi_api.adapters.store has no _TOTALS_SQL/_pad any more"
-    from services.kpi_api.domain.periods import decompose
+    from services.core.calendar import decompose
 
     codes = [r[0] for r in await conn.fetch("SELECT code FROM units WHERE level = $1", 3 if communes else 2)]
     metrics = [f"dossier.processing_le_{h}h" for h in HOURS] + ["dossier.resolved"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from schemas.units import Unit, load_units_csv
+from services.core.units import Unit, load_units_csv
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -146,12 +146,3 @@ async def sync_units(conn: asyncpg.Connection, units: list[Unit]) -> int:
             )
             changed += int(status.split()[-1])
     return changed
-
-
-async def load_registry_rows(conn: asyncpg.Connection) -> list[Unit]:
-    """Read the unit registry from PostgreSQL."""
-    rows = await conn.fetch(
-        "SELECT code, name, full_name, kind, parent_code, valid_from, valid_to, population "
-        "FROM units ORDER BY level, code"
-    )
-    return [Unit(**dict(row)) for row in rows]

@@ -17,14 +17,17 @@ import asyncpg
 import structlog
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from infra.migrate import load_registry_rows, migrate
+from infra.migrate import migrate
 from schemas.sectors import SECTORS
 from schemas.topics import sector_topic
-from schemas.units import UnitRegistry
-from services.aggregator.adapters.store import CounterStore
+from services.aggregator.adapters.postgres import PgCounterStore
 from services.aggregator.domain.batch import Batch
 from services.aggregator.domain.decode import Decoded, Decoder, Record
+from services.aggregator.domain.fold import registry_lineage
+from services.aggregator.flush import count_batch
+from services.readmodels.tables import DOCUMENTS, DOSSIERS, PROJECTS
 from services.runtime.settings import KafkaSettings
+from services.runtime.units import load_registry
 
 log = structlog.get_logger(__name__)
 
@@ -33,11 +36,7 @@ COMPARED: dict[str, str] = {
     "counters_hourly": "unit_code, metric, sector, bucket, value",
     "counters_daily": "unit_code, metric, sector, bucket, value",
     "counters_monthly": "unit_code, metric, sector, bucket, value",
-    "dossiers": "dossier_id, sector, unit_code, received_at, due_at, channel, procedure_code, fee_required, "
-    "digitised, reused_data, supplement_count, paused_seconds, pause_started_at, resolved_at, e_result, "
-    "paid_online, satisfied",
-    "projects": "project_id, sector, unit_code, title, stage, stage_changed_at, planned_completion, "
-    "percent_complete, planned_percent, progress_reported_at",
+    **{table.name: table.select_list for table in (DOSSIERS, DOCUMENTS, PROJECTS)},
 }
 
 
@@ -126,20 +125,21 @@ async def rebuild(
         topics = [sector_topic(s, kafka.topic_prefix) for s in SECTORS]
         targets = await _targets(live, group, topics)
         await migrate_into(dsn, schema)
-        registry = UnitRegistry.from_units(await load_registry_rows(live))
+        registry = await load_registry(live)
         reader = HistoryReader(kafka, targets, batch_size)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, server_settings={"search_path": schema})
         assert pool is not None
         try:
-            store = CounterStore(pool, "rebuild", registry.lineage)
-            decoder = Decoder(registry)
+            store = PgCounterStore(pool, "rebuild")
+            decoder = Decoder(lambda: registry)
+            lineage = registry_lineage(registry)
             while chunk := await asyncio.to_thread(reader.next_chunk):
                 batch = Batch(len(chunk) + 1, 3600)
                 for record in chunk:
                     item = decoder.decode(record)
                     batch.add(item)
                     report.poison += not isinstance(item, Decoded)
-                await store.commit(batch.events, {}, batch.unique_new, dt.date.today())
+                await count_batch(store, batch, lineage, dt.date.today())
                 report.events_read += len(chunk)
         finally:
             reader.close()

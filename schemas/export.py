@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from schemas import SCHEMA_MAJOR_VERSION
 from schemas.envelope import CloudEventEnvelope
 from schemas.events import EVENT_SPECS, EventSpec, specs_of_sector
-from schemas.sectors import SECTORS
+from schemas.sectors import INGEST_SECTORS, SECTORS
 from schemas.streams import DLQ_HEADERS, KpiUpdate
 from schemas.topics import TOPICS, TopicSpec, deadletter_topic, kpi_updates_topic, sector_topic
 
@@ -239,8 +239,14 @@ def asyncapi_document() -> JSON:
     for sector in SECTORS:
         topic, types = sector_topic(sector), [s.type for s in specs_of_sector(sector)]
         channels[topic]["messages"] = {t: {"$ref": f"#/components/messages/{t}"} for t in types}
-        name, app = sector.value.capitalize(), f"{sector.value}-service"
-        send = f"The {sector.value} service publishes every accepted event, keyed by unit."
+        name = sector.value.capitalize()
+        if sector in INGEST_SECTORS:
+            app, send = (
+                f"{sector.value}-service",
+                f"The {sector.value} service publishes every accepted event, keyed by unit.",
+            )
+        else:
+            app, send = "connectors", f"The connectors publish {sector.value} dossiers, keyed by unit."
         receive = f"The aggregator counts {sector.value} events into the KPI counters."
         operations[f"send{name}Events"] = _operation("send", topic, types, app, send)
         operations[f"receive{name}Events"] = _operation("receive", topic, types, AGGREGATOR, receive)

@@ -1,15 +1,18 @@
 """The KPI registry: every KPI as data (``schemas/kpi_registry.toml``), validated at load.
 
-A KPI is a formula over the aggregator's counters (``schemas.metrics``):
+A KPI is a formula over counters (``schemas.metrics``):
 
     value = scale × Σ numerator terms ÷ Σ denominator terms      (kind "ratio")
     value = scale × Σ numerator terms                            (kind "sum")
-    value = Σ numerator ÷ (population ÷ 100 000)                 (kind "per_100k")
+    value = Σ numerator ÷ (population ÷ per)                     (kind "per_capita")
     value = q-quantile of a cumulative histogram, × scale        (kind "quantile")
+    no value: the registry says why                              (kind "not_computable")
 
-A term is a counter name, prefixed with "-" to subtract it. Ratios are computed from sums
-of additive counters at query time, so any roll-up over time, units or sectors is exact.
-Adding a KPI over existing counters is an edit of the TOML file, not of code.
+A term is a counter name, prefixed with "-" to subtract it. ``basis`` says what the counters
+are: ``events`` - sums of event counters over a period (ratios of sums, so any roll-up over
+time, units or sectors is exact); ``snapshot`` - counts of entity state now (projects).
+Adding a KPI over existing counters is an edit of the TOML file, not of code; the formulas
+are evaluated in ``services/core/kpis/formulas.py``.
 """
 
 import tomllib
@@ -19,13 +22,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.metrics import ALL_METRICS
+from schemas.metrics import ALL_METRICS, FAMILY_MODULES, SNAPSHOT_METRICS, USAGE_MODULE
 
 REGISTRY_PATH = Path(__file__).parent / "kpi_registry.toml"
 
 Direction = Literal["higher", "lower"]
 Status = Literal["green", "amber", "red", "no_data", "no_target"]
 SourceKind = Literal["verified", "practice", "derived"]
+Kind = Literal["ratio", "sum", "per_capita", "quantile", "not_computable"]
+Basis = Literal["events", "snapshot"]
 
 # Decision 766/QĐ-TTg service quality index: groups and their points (out of 100), with the
 # national portal's split of "online service provision" into online services + payment.
@@ -69,10 +74,12 @@ class KpiDefinition(BaseModel):
     name_vi: str
     name_en: str
     description: str = ""
-    kind: Literal["ratio", "sum", "per_100k", "quantile", "snapshot", "not_computable"]
+    kind: Kind
+    basis: Basis = Field(default="events", description="events: counters over a period; snapshot: state now.")
     numerator: tuple[str, ...] = ()
     denominator: tuple[str, ...] = ()
     scale: float = 1.0
+    per: float = Field(default=100_000, gt=0, description="per_capita: residents per unit of the value.")
     quantile: float | None = Field(default=None, gt=0, lt=1)
     unit: str
     direction: Direction = "higher"
@@ -98,8 +105,15 @@ class KpiDefinition(BaseModel):
                 raise ValueError(f"KPI {self.id}: unknown counter {name!r}")
         if self.kind == "ratio" and not (self.numerator and self.denominator):
             raise ValueError(f"KPI {self.id}: a ratio needs a numerator and a denominator")
-        if self.kind in ("sum", "per_100k") and (not self.numerator or self.denominator):
+        if self.kind in ("sum", "per_capita") and (not self.numerator or self.denominator):
             raise ValueError(f"KPI {self.id}: a {self.kind} has a numerator only")
+        snapshot_terms = self.metrics & frozenset(SNAPSHOT_METRICS)
+        if self.basis == "snapshot" and snapshot_terms != self.metrics:
+            raise ValueError(f"KPI {self.id}: a snapshot KPI reads snapshot counters only")
+        if self.basis == "events" and snapshot_terms:
+            raise ValueError(f"KPI {self.id}: snapshot counters {sorted(snapshot_terms)} need basis = 'snapshot'")
+        if self.kind == "not_computable" and (self.numerator or self.denominator or not self.note):
+            raise ValueError(f"KPI {self.id}: a not_computable KPI has no formula and a note saying why")
         if self.kind == "quantile" and self.quantile is None:
             raise ValueError(f"KPI {self.id}: a quantile needs `quantile`")
         if self.score is not None and self.score.group not in SCORE_GROUPS:
@@ -113,6 +127,35 @@ class KpiDefinition(BaseModel):
             if not ordered:
                 raise ValueError(f"KPI {self.id}: green and red bands are in the wrong order")
         return self
+
+    @property
+    def computable(self) -> bool:
+        return self.kind != "not_computable"
+
+    @property
+    def computed_in(self) -> list[str]:
+        """The core modules that compute the counters this KPI reads."""
+        return sorted({FAMILY_MODULES.get(m.split(".", 1)[0], USAGE_MODULE) for m in self.metrics})
+
+    def formula(self, code: bool = False) -> str:
+        """The formula as operators read it; ``code``: counter names in Markdown code spans."""
+
+        def terms(items: tuple[str, ...]) -> str:
+            quote = "`" if code else ""
+            text = " ".join(f"− {quote}{t[1:]}{quote}" if t.startswith("-") else f"+ {quote}{t}{quote}" for t in items)
+            return text.removeprefix("+ ")
+
+        scale = "" if self.scale == 1 else f"{self.scale:g} × "
+        now = "now: " if self.basis == "snapshot" else ""
+        if self.kind == "ratio":
+            return f"{now}{scale}({terms(self.numerator)}) ÷ ({terms(self.denominator)})"
+        if self.kind == "sum":
+            return f"{now}{scale}({terms(self.numerator)})"
+        if self.kind == "per_capita":
+            return f"({terms(self.numerator)}) ÷ (population ÷ {self.per:,.0f})".replace(",", " ")
+        if self.kind == "quantile":
+            return f"p{round((self.quantile or 0) * 100)} of dossier.processing_le_<h>h over {terms(self.denominator)}"
+        return "not computable from events"
 
     @property
     def metrics(self) -> frozenset[str]:

@@ -18,7 +18,9 @@ class KpiPublic(_Public):
     name_en: str
     description: str
     kind: str
+    basis: str = Field(description="events: counters over the period; snapshot: state now.")
     formula: str = Field(description="The formula over counters, as text.")
+    computed_in: list[str] = Field(description="The core modules that compute its counters.")
     unit: str
     direction: str
     target: float | None
@@ -54,6 +56,7 @@ class SeriesPublic(_Public):
     granularity: str
     from_: dt.datetime = Field(alias="from")
     to: dt.datetime
+    note: str | None = Field(default=None, description="Why every point has no data, when it cannot have any.")
     items: list[SeriesPointPublic]
 
 
@@ -78,6 +81,7 @@ class RankingPublic(_Public):
     previous_from: dt.datetime
     previous_to: dt.datetime
     ranked_units: int = Field(description="Units of the level with data (what ranks are out of).")
+    note: str | None = Field(default=None, description="Why values or changes are missing, when they cannot exist.")
     items: list[RankingRowPublic]
     next_cursor: str | None = None
 
@@ -94,6 +98,7 @@ class ScorecardRowPublic(_Public):
     status: Status
     previous_value: float | None
     change: float | None
+    note: str | None = Field(default=None, description="Why the value or the change is missing, when it must be.")
 
 
 class ScorecardPublic(_Public):
@@ -156,9 +161,9 @@ class OverdueDossierPublic(_Public):
     procedure_code: str | None
     channel: str | None
     received_at: dt.datetime
-    due_at: dt.datetime
-    effective_due_at: dt.datetime = Field(description="Due time extended by supplement waits.")
-    overdue_hours: float
+    due_at: dt.datetime | None = Field(description="null: the procedure has no due time (overdue by supplements).")
+    effective_due_at: dt.datetime | None = Field(description="Due time extended by supplement waits.")
+    overdue_hours: float | None
     supplement_count: int
 
 

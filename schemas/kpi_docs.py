@@ -7,29 +7,10 @@ fails when the committed page is stale.
 import sys
 from pathlib import Path
 
-from schemas.kpi import SCORE_GROUPS, KpiDefinition, KpiRegistry, load_registry
-from schemas.metrics import LIVE_METRICS, METRICS
+from schemas.kpi import SCORE_GROUPS, KpiRegistry, load_registry
+from schemas.metrics import LIVE_METRICS, METRICS, SNAPSHOT_METRICS
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "kpi-catalogue.md"
-
-
-def _terms(terms: tuple[str, ...]) -> str:
-    return " ".join(f"− `{t[1:]}`" if t.startswith("-") else f"+ `{t}`" for t in terms).removeprefix("+ ")
-
-
-def _formula(kpi: KpiDefinition) -> str:
-    if kpi.kind == "ratio":
-        scale = "" if kpi.scale == 1 else f"{kpi.scale:g} × "
-        return f"{scale}({_terms(kpi.numerator)}) ÷ ({_terms(kpi.denominator)})"
-    if kpi.kind == "sum":
-        return ("" if kpi.scale == 1 else f"{kpi.scale:g} × ") + f"({_terms(kpi.numerator)})"
-    if kpi.kind == "per_100k":
-        return f"({_terms(kpi.numerator)}) ÷ (population ÷ 100 000)"
-    if kpi.kind == "quantile":
-        return f"p{round((kpi.quantile or 0) * 100)} of the histogram `dossier.processing_le_<h>h` over {_terms(kpi.denominator)}"
-    if kpi.kind == "snapshot":
-        return "snapshot of project state now (`/v1/projects`)"
-    return "not computable from events"
 
 
 def render(registry: KpiRegistry) -> str:
@@ -43,8 +24,11 @@ def render(registry: KpiRegistry) -> str:
         "every roll-up - hour to year, commune to province, one sector to all - is exact.",
         '"No data" (a zero denominator, or no counter row at all for a sum) is never shown as 0.',
         "",
-        "| id | KPI | formula | unit | better | target | red / green | score | source |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`basis`: *events* - counters summed over the period; *snapshot* - entity state now.",
+        "*Computed in* names the core module where the counters of the formula are computed.",
+        "",
+        "| id | KPI | formula | basis | unit | better | target | red / green | score | computed in | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in registry.kpis:
         bands = f"{k.bands.red:g} / {k.bands.green:g}" if k.bands else ""
@@ -56,8 +40,10 @@ def render(registry: KpiRegistry) -> str:
         target = "" if k.target is None else f"{k.target:g}"
         name = f"{k.name_vi}<br>*{k.name_en}*"
         source = f"{k.source} ({k.source_kind})" + (f"<br>{k.note}" if k.note else "")
+        where = "<br>".join(f"`{m}`" for m in k.computed_in)
         lines.append(
-            f"| `{k.id}` | {name} | {_formula(k)} | {k.unit} | {k.direction} | {target} | {bands} | {score} | {source} |"
+            f"| `{k.id}` | {name} | {k.formula(code=True)} | {k.basis} | {k.unit} | {k.direction} | {target} "
+            f"| {bands} | {score} | {where} | {source} |"
         )
     lines += [
         "",
@@ -80,6 +66,9 @@ def render(registry: KpiRegistry) -> str:
     lines += [
         f"| `{name}` | {text} (live: computed at query time from dossier state) |"
         for name, text in LIVE_METRICS.items()
+    ]
+    lines += [
+        f"| `{name}` | {text} (snapshot: computed now from project state) |" for name, text in SNAPSHOT_METRICS.items()
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,10 +1,14 @@
-"""The counters the aggregator maintains: the vocabulary of KPI formulas.
+"""The counters KPI formulas are written in: the vocabulary of ``schemas/kpi_registry.toml``.
 
-Every counter is additive and kept per (unit, sector, hour/day/month). A KPI is a formula
-over these names (see ``schemas/kpi_registry.toml``). Two names are *live* rather than
-stored: they count open dossiers by their reception period against the current time, and
-are computed at query time from dossier state.
+- ``METRICS``: additive counters the aggregator keeps per (unit, sector, hour/day/month).
+- ``LIVE_METRICS``: open dossiers by reception period against the current time, counted
+  at query time from dossier state.
+- ``SNAPSHOT_METRICS``: counts of e-government projects *now*, for snapshot KPIs.
+
+Where each is computed: ``services/core/kpis/`` (one module per family).
 """
+
+from schemas.events.projects import PROJECT_STAGES
 
 METRICS: dict[str, str] = {
     # administrative procedure dossiers, bucketed by reception time
@@ -17,6 +21,10 @@ METRICS: dict[str, str] = {
     "dossier.resolved": "Dossiers resolved",
     "dossier.resolved_on_time": "Dossiers resolved early or on time (pauses excluded, ≤ 1 supplement request)",
     "dossier.resolved_late": "Dossiers resolved late",
+    "dossier.resolved_on_time_by_date": (
+        "Dossiers resolved on or before their due date (Thanh Hóa's report rule: dates, not times)"
+    ),
+    "dossier.withdrawn": "Dossiers withdrawn by the applicant or stopped by the office, unresolved",
     "dossier.e_result": "Dossiers resolved with an electronic result",
     "dossier.processing_seconds": (
         "Σ processing time of resolved dossiers, pauses excluded; "
@@ -68,10 +76,27 @@ LIVE_METRICS: dict[str, str] = {
     "dossier.open_overdue": "Open dossiers past due, or with more than one supplement request",
 }
 
+# Computed at query time from project state, now (not per period).
+SNAPSHOT_METRICS: dict[str, str] = {
+    "project.count": "E-government projects",
+    "project.active": "E-government projects not completed",
+    "project.on_schedule": "Active projects whose latest progress meets plan, not past their planned completion",
+    **{f"project.stage.{stage}": f"Projects in stage {stage}" for stage in PROJECT_STAGES},
+}
+
 # Histogram of processing time of resolved dossiers: "dossier.processing_le_<h>h" counts
 # resolved dossiers whose processing took at most h hours (cumulative, Prometheus-style).
 PROCESSING_HOURS_BUCKETS: tuple[int, ...] = (4, 8, 24, 48, 72, 120, 168, 240, 360, 720)
 for _h in PROCESSING_HOURS_BUCKETS:
     METRICS[f"dossier.processing_le_{_h}h"] = f"Resolved dossiers processed within {_h} h"
 
-ALL_METRICS: frozenset[str] = frozenset(METRICS) | frozenset(LIVE_METRICS)
+ALL_METRICS: frozenset[str] = frozenset(METRICS) | frozenset(LIVE_METRICS) | frozenset(SNAPSHOT_METRICS)
+
+# Where each counter family is computed (the first part of its name): "where is KPI X
+# computed?" is answered from the counters its formula reads.
+FAMILY_MODULES: dict[str, str] = {
+    "dossier": "services/core/kpis/dossiers.py",
+    "document": "services/core/kpis/documents.py",
+    "project": "services/core/kpis/projects.py",
+}
+USAGE_MODULE = "services/core/kpis/usage.py"

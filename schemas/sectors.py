@@ -6,15 +6,20 @@ TYPE_PREFIX = "vn.gov.thanhhoa"
 
 
 class Sector(StrEnum):
-    """A sector owns one ingestion service and one Kafka topic."""
+    """A sector owns one Kafka topic. The four service sectors also own an ingestion service;
+    ``general`` holds the dossiers of procedures outside them (land, justice, construction…),
+    which the connectors publish and which count in every province-wide dossier KPI."""
 
     EDUCATION = "education"
     HEALTH = "health"
     TRANSPORT = "transport"
     CULTURE = "culture"
+    GENERAL = "general"
 
 
 SECTORS: tuple[Sector, ...] = tuple(Sector)
+# sectors with their own ingestion service (``services.<sector>``)
+INGEST_SECTORS: tuple[Sector, ...] = (Sector.EDUCATION, Sector.HEALTH, Sector.TRANSPORT, Sector.CULTURE)
 
 
 def event_type(sector: Sector | str, entity: str, verb: str) -> str:

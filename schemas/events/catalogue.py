@@ -14,6 +14,7 @@ from schemas.events.dossiers import DOSSIER_EVENTS
 from schemas.events.projects import PROJECT_EVENTS
 from schemas.events.usage import USAGE_EVENTS
 from schemas.sectors import SECTORS, Sector, event_type
+from schemas.topics import sector_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,7 @@ class EventSpec:
     type: str
     sector: Sector
     model: builtins.type[EventData]
+    topic_suffix: str  # the (unprefixed) name of the sector topic it travels on
 
     @property
     def entity(self) -> str:
@@ -53,7 +55,7 @@ def _build() -> dict[str, EventSpec]:
             if model.SECTORS is not None and sector.value not in model.SECTORS:
                 continue
             type_ = event_type(sector, model.ENTITY, model.VERB)
-            specs[type_] = EventSpec(type=type_, sector=sector, model=model)
+            specs[type_] = EventSpec(type=type_, sector=sector, model=model, topic_suffix=sector_topic(sector))
     return specs
 
 

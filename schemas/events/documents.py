@@ -29,4 +29,13 @@ class OutgoingDocumentIssued(EventData):
     personal_signed: bool = Field(description="Carries the signing leader's personal digital signature.")
 
 
-DOCUMENT_EVENTS: tuple[type[EventData], ...] = (IncomingDocumentRegistered, OutgoingDocumentIssued)
+class DocumentRevoked(EventData):
+    """A document was revoked (or replaced by another): it no longer counts."""
+
+    ENTITY = "document"
+    VERB = "revoked"
+
+    document_id: Ref
+
+
+DOCUMENT_EVENTS: tuple[type[EventData], ...] = (IncomingDocumentRegistered, OutgoingDocumentIssued, DocumentRevoked)

@@ -23,7 +23,9 @@ class DossierReceived(EventData):
     dossier_id: Ref
     procedure_code: Ref = Field(description="Code of the administrative procedure (mã TTHC).")
     channel: ReceptionChannel
-    due_at: AwareDatetime = Field(description="Legal due time for the result.")
+    due_at: AwareDatetime | None = Field(
+        description="Legal due time for the result; null when the procedure has none (it is then on time)."
+    )
     fee_required: bool = Field(description="The procedure carries a fee or charge (> 0).")
     digitised: bool = Field(default=False, description="Dossier components were digitised.")
     reused_data: bool = Field(default=False, description="At least one already-digitised component was reused.")
@@ -57,6 +59,19 @@ class DossierResolved(EventData):
     e_result: bool = Field(description="A legally valid electronic result was issued.")
 
 
+class DossierWithdrawn(EventData):
+    """The dossier left processing without a result: withdrawn by the applicant, or processing
+    stopped by the office. It no longer counts as open, and not in the on-time rate."""
+
+    ENTITY = "dossier"
+    VERB = "withdrawn"
+
+    dossier_id: Ref
+    reason: Literal["withdrawn", "stopped"] = Field(
+        default="withdrawn", description="withdrawn: by the applicant; stopped: processing stopped by the office."
+    )
+
+
 class DossierPaid(EventData):
     """The fee of a dossier was paid."""
 
@@ -82,6 +97,7 @@ DOSSIER_EVENTS: tuple[type[EventData], ...] = (
     DossierSupplementRequested,
     DossierSupplementResumed,
     DossierResolved,
+    DossierWithdrawn,
     DossierPaid,
     DossierRated,
 )

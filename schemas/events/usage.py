@@ -42,6 +42,10 @@ class SchoolFeePaid(EventData):
 
 # --- health ----------------------------------------------------------------------------
 
+# Kind of care (insurance claim code MA_LOAI_KCB: 01 outpatient examination, 02 outpatient
+# treatment, 03 inpatient, 04 day inpatient; anything else "other").
+CareType = Literal["outpatient_exam", "outpatient_treatment", "inpatient", "day_inpatient", "other"]
+
 
 class AppointmentBooked(EventData):
     """A medical appointment was booked."""
@@ -64,6 +68,7 @@ class VisitCheckedIn(EventData):
     id_method: Literal["chip_id", "vneid", "insurance_card", "paper"] = Field(
         description="How the patient was identified: chip ID card, VNeID, insurance card, paper."
     )
+    care_type: CareType | None = Field(default=None, description="Kind of care, when the system says.")
 
 
 class VisitClosed(EventData):
@@ -74,6 +79,7 @@ class VisitClosed(EventData):
     SECTORS = ("health",)
 
     emr: bool = Field(description="Closed with an electronic medical record.")
+    care_type: CareType | None = Field(default=None, description="Kind of care, when the system says.")
 
 
 class TelemedicineConsulted(EventData):

@@ -1,7 +1,8 @@
 """The aggregator process: the consume loop plus ``/healthz``, ``/readyz`` and ``/metrics``.
 
-``python -m services.aggregator`` serves this app; the lifespan starts the worker and, on
-SIGTERM/SIGINT, lets its current batch commit before the process exits.
+``python -m services.aggregator`` serves this app; the lifespan wires the adapters to the
+flush service layer and starts the worker; on SIGTERM/SIGINT it lets the current batch
+commit before the process exits.
 """
 
 import asyncio
@@ -10,17 +11,23 @@ import datetime as dt
 import os
 import signal
 from collections.abc import AsyncIterator
-from functools import lru_cache
 
+import asyncpg
 import structlog
 from fastapi import FastAPI
 
-from schemas.units import UnitRegistry
-from services.aggregator.adapters.store import CounterStore
+from schemas.sectors import SECTORS
+from schemas.topics import deadletter_topic, kpi_updates_topic, sector_topic
+from services.aggregator.adapters.kafka import GroupConsumer, KafkaDeadLetters, KafkaUpdates
+from services.aggregator.adapters.postgres import PgCounterStore, PgOffsetStore
+from services.aggregator.domain.decode import Decoder
+from services.aggregator.domain.fold import Lineage, registry_lineage
+from services.aggregator.flush import Flusher
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.worker import Aggregator, WorkerState
-from services.runtime.clock import SystemClock
-from services.runtime.db import create_pool, ping
+from services.core.units import UnitRegistry
+from services.runtime.clock import Clock, SystemClock
+from services.runtime.db import UNAVAILABLE_ERRORS, create_pool, ping
 from services.runtime.health import install_operations
 from services.runtime.kafka import DurableProducer
 from services.runtime.logs import configure_logging
@@ -30,19 +37,24 @@ from services.runtime.units import RegistryCache
 log = structlog.get_logger(__name__)
 
 
-def lineage_of(cache: RegistryCache):  # type: ignore[no-untyped-def]
-    """A memoised unit → (unit, ancestors…) lookup over the current registry."""
+def lineage_of(units: RegistryCache) -> Lineage:
+    """(unit, hour) → the unit and the ancestors it had that day, over the current registry
+    (a reloaded registry starts a new memo)."""
+    current: list[tuple[UnitRegistry | None, Lineage | None]] = [(None, None)]
 
-    @lru_cache(maxsize=4096)
-    def lineage(registry_id: int, code: str) -> tuple[str, ...]:
-        registry = cache.registry
+    def lineage(code: str, hour: int) -> tuple[str, ...]:
+        registry = units.registry
         assert registry is not None
-        return registry.lineage(code)
+        seen, memo = current[0]
+        if registry is not seen or memo is None:
+            memo = registry_lineage(registry)
+            current[0] = (registry, memo)
+        return memo(code, hour)
 
-    return lambda code: lineage(id(cache.registry), code)
+    return lineage
 
 
-async def _housekeeping(store: CounterStore, settings: AggregatorSettings, clock: SystemClock) -> None:
+async def _housekeeping(store: PgCounterStore, settings: AggregatorSettings, clock: Clock) -> None:
     """Forget deduplication keys older than the horizon, once an hour."""
     while True:
         horizon = clock.now().date() - dt.timedelta(days=settings.dedupe_horizon_days)
@@ -62,6 +74,58 @@ def _exit_if_failed(task: asyncio.Task[None]) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def consumer_settings(settings: AggregatorSettings) -> dict[str, str | int | bool]:
+    return {
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.kafka.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, settings.kafka.session_timeout_ms // 5),
+        "max.poll.interval.ms": 300_000,
+        "fetch.wait.max.ms": settings.fetch_wait_max_ms,
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 10_485_760,
+        "queued.max.messages.kbytes": 262_144,
+        "partition.assignment.strategy": "range",
+    }
+
+
+def build_worker(
+    settings: AggregatorSettings, pool: asyncpg.Pool, units: RegistryCache, producer: DurableProducer, clock: Clock
+) -> tuple[Aggregator, PgCounterStore]:
+    """Wire the adapters to the flush service layer (the aggregator's bootstrap)."""
+    prefix = settings.kafka.topic_prefix
+    counters = PgCounterStore(pool, settings.group_id)
+    offsets = PgOffsetStore(pool, settings.group_id)
+    updates = KafkaUpdates(producer, kpi_updates_topic(prefix)) if settings.publish_kpi_updates else None
+
+    def registry() -> UnitRegistry:
+        assert units.registry is not None
+        return units.registry
+
+    flusher = Flusher(
+        counters=counters,
+        offsets=offsets,
+        dead_letters=KafkaDeadLetters(producer, deadletter_topic(prefix)),
+        updates=updates,
+        lineage=lineage_of(units),
+        today=lambda: clock.now().date(),
+        failures=UNAVAILABLE_ERRORS,
+    )
+    worker: Aggregator
+
+    consumer = GroupConsumer(
+        settings.kafka,
+        consumer_settings(settings),
+        [sector_topic(s, prefix) for s in SECTORS],
+        offsets,
+        running=lambda: worker.running,
+    )
+    worker = Aggregator(settings, consumer, flusher, Decoder(registry))
+    return worker, counters
+
+
 def create_app(settings_factory: type[AggregatorSettings] = AggregatorSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,20 +135,12 @@ def create_app(settings_factory: type[AggregatorSettings] = AggregatorSettings) 
         units = RegistryCache(pool)
         await units.start()
         clock = SystemClock(settings.clock.offset_seconds)
-        store = CounterStore(pool, settings.group_id, lineage_of(units))
         producer = DurableProducer(settings.kafka, client_id="kpi-aggregator")
-
-        def registry() -> UnitRegistry:
-            assert units.registry is not None
-            return units.registry
-
-        worker = Aggregator(settings, store, registry, producer, clock)
-        app.state.worker = worker
-        app.state.pool = pool
-        app.state.producer = producer
+        worker, counters = build_worker(settings, pool, units, producer, clock)
+        app.state.worker, app.state.pool, app.state.producer = worker, pool, producer
         task = asyncio.create_task(worker.run(), name="aggregator")
         task.add_done_callback(_exit_if_failed)
-        housekeeping = asyncio.create_task(_housekeeping(store, settings, clock))
+        housekeeping = asyncio.create_task(_housekeeping(counters, settings, clock))
         try:
             yield
         finally:

@@ -37,8 +37,8 @@ from services.alerts.clock import clock_for
 from services.alerts.notify import TOPIC_TARGET, Deliverer, payload
 from services.alerts.rules import load_calendar, load_rules
 from services.alerts.settings import AlertsSettings
-from services.alerts.store import AlertStore
 from services.alerts.worker import AlertsWorker
+from services.readmodels.alerts import AlertStore
 from services.runtime.db import create_pool, ping
 from services.runtime.units import RegistryCache
 
@@ -128,10 +128,10 @@ class Runtime:
         return self.worker
 
 
-def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
+def _faust_app(settings: AlertsSettings) -> faust.App:
     prefix = settings.kafka.topic_prefix
     session_s = settings.kafka.session_timeout_ms / 1000
-    app = faust.App(
+    return faust.App(
         f"{prefix}{settings.app_id}",
         broker=[f"kafka://{server.strip()}" for server in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
@@ -153,7 +153,11 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
         web_host=settings.host,
         web_port=settings.port,
     )
-    runtime = Runtime(settings)
+
+
+def _agents(app: faust.App, runtime: Runtime, settings: AlertsSettings) -> None:
+    """The agents on kpi-updates and the sector topics, the timers and the outbox task."""
+    prefix = settings.kafka.topic_prefix
     updates = app.topic(kpi_updates_topic(prefix), key_serializer="raw", value_serializer="raw")
     sectors = app.topic(*(sector_topic(s, prefix) for s in SECTORS), key_serializer="raw", value_serializer="raw")
     # written by the agent and by the sweep (a timer, outside any stream): the producer's
@@ -180,7 +184,6 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
             except ValueError as exc:
                 log.warning("malformed kpi update ignored", error=str(exc)[:300])
                 continue
-            log.debug("kpi update", unit=update.unit, partition=event.message.partition, offset=event.message.offset)
             await worker.on_update(update, threshold_table)
 
     @app.agent(sectors)
@@ -190,11 +193,15 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
             headers = event.headers if isinstance(event.headers, dict) else dict(event.headers or {})
             await worker.on_record(headers, event.value, seen_table)
 
+    async def recovered() -> AlertsWorker | None:
+        if not runtime.started.is_set() or not app.tables.recovery.completed.is_set():
+            return None
+        return runtime.worker
+
     @app.timer(settings.sweep_s)
     async def sweep() -> None:
-        if runtime.started.is_set() and app.tables.recovery.completed.is_set():
-            assert runtime.worker is not None
-            await runtime.worker.sweep(threshold_table)
+        if (worker := await recovered()) is not None:
+            await worker.sweep(threshold_table)
 
     @app.task
     async def first_sweep() -> None:
@@ -205,21 +212,24 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
 
     @app.timer(settings.silence_check_s)
     async def check_silences() -> None:
-        if not runtime.started.is_set() or not app.tables.recovery.completed.is_set():
-            return
-        assert runtime.worker is not None
-        await runtime.worker.check_silences(seen_table)
+        if (worker := await recovered()) is not None:
+            await worker.check_silences(seen_table)
 
-    async def broker_reachable() -> bool:
-        host, _, port = settings.kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
-        try:
-            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=2)
-        except (OSError, TimeoutError, ValueError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
+
+async def _broker_reachable(settings: AlertsSettings) -> bool:
+    host, _, port = settings.kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=2)
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _pages(app: faust.App, runtime: Runtime, settings: AlertsSettings) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on faust's web server."""
 
     async def checks() -> dict[str, bool]:
         recovered = app.tables.recovery.completed.is_set() and not app.rebalancing
@@ -229,7 +239,7 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
         return {
             "worker": runtime.started.is_set() and recovered,
             "postgres": database,
-            "kafka": await broker_reachable(),
+            "kafka": await _broker_reachable(settings),
         }
 
     @app.page("/healthz")
@@ -254,4 +264,10 @@ def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
         async def get(self, request: Request) -> Response:
             return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+
+def create_app(settings: AlertsSettings) -> tuple[faust.App, Runtime]:
+    app = _faust_app(settings)
+    runtime = Runtime(settings)
+    _agents(app, runtime, settings)
+    _pages(app, runtime, settings)
     return app, runtime

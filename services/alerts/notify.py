@@ -28,9 +28,10 @@ import orjson
 import structlog
 from prometheus_client import Counter
 
-from services.alerts.store import AlertStore
+from services.readmodels.alerts import AlertStore
 from services.runtime.clock import Clock
 from services.runtime.db import UNAVAILABLE_ERRORS
+from services.runtime.retry import delay_s
 
 log = structlog.get_logger(__name__)
 
@@ -89,8 +90,7 @@ def verify(body: bytes, secret: str, header: str | None) -> bool:
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
     """Delay before the next attempt after ``attempts`` failed ones (≥ 1), with ±10 % jitter."""
-    delay = min(max_s, base_s * 2 ** max(0, attempts - 1))
-    return float(delay * random.uniform(0.9, 1.1))
+    return delay_s(attempts, base_s, max_s) * random.uniform(0.9, 1.1)
 
 
 class Deliverer:

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.kpi import KpiDefinition, KpiRegistry
-from services.alerts.domain.threshold import Thresholds
-from services.alerts.domain.worktime import Calendar
+from services.core.alerting.threshold import Thresholds
+from services.core.alerting.worktime import Calendar
 
 HERE = Path(__file__).parent
 RULES_PATH = HERE / "rules.toml"
@@ -116,7 +116,7 @@ def threshold_rules(registry: KpiRegistry, tuning: ThresholdTuning) -> tuple[Thr
     for kpi in registry.kpis:
         if not kpi.alert or kpi.id in tuning.exclude:
             continue
-        if kpi.bands is None or kpi.kind in ("snapshot", "not_computable"):
+        if kpi.bands is None or kpi.basis != "events" or not kpi.computable:
             raise ValueError(f"KPI {kpi.id} has alert = true but no bands or no time series")
         rules.append(
             ThresholdRule(

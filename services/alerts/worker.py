@@ -32,19 +32,20 @@ from prometheus_client import Counter, Gauge
 
 from schemas.kpi import KpiDefinition, KpiRegistry
 from schemas.streams import KpiUpdate
-from schemas.units import UnitRegistry
-from services.alerts.domain import silence as silence_machine
-from services.alerts.domain import threshold as threshold_machine
-from services.alerts.domain.threshold import Action, AlertState
-from services.alerts.domain.worktime import Calendar
 from services.alerts.rules import Rules, SilenceRule, ThresholdRule
-from services.alerts.store import AlertStore, NewAlert, dedupe_key
-from services.kpi_api.adapters.store import KpiStore
-from services.kpi_api.domain.formulas import KpiValue, counters_of
-from services.kpi_api.domain.periods import local
-from services.kpi_api.service import KpiService, Period
+from services.core.alerting import silence as silence_machine
+from services.core.alerting import threshold as threshold_machine
+from services.core.alerting.threshold import Action, AlertState, judged_value
+from services.core.alerting.worktime import Calendar
+from services.core.calendar import local
+from services.core.kpis.formulas import KpiValue, counters_of
+from services.core.units import UnitRegistry
+from services.readmodels.alerts import AlertStore, NewAlert, dedupe_key
+from services.readmodels.counters import KpiStore
+from services.readmodels.kpis import KpiReader, Period
 from services.runtime.clock import Clock
 from services.runtime.db import UNAVAILABLE_ERRORS
+from services.runtime.retry import call_retrying
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -71,14 +72,7 @@ def _at(seconds: float | None) -> dt.datetime | None:
 
 async def retrying(what: str, call: Callable[[], Awaitable[T]]) -> T:
     """Run ``call`` until PostgreSQL answers: an agent must not drop (ack) what it could not do."""
-    delay = 0.2
-    while True:
-        try:
-            return await call()
-        except (*UNAVAILABLE_ERRORS, asyncpg.PostgresConnectionError) as exc:
-            log.warning("database unavailable; retrying", what=what, error=str(exc), in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(5.0, delay * 2)
+    return await call_retrying(what, call, (*UNAVAILABLE_ERRORS, asyncpg.PostgresConnectionError))
 
 
 class AlertsWorker:
@@ -145,18 +139,18 @@ class AlertsWorker:
     ) -> None:
         if not rules or not units:
             return
-        service = KpiService(KpiStore(self.store.pool), self.kpis, registry)
+        reader = KpiReader(KpiStore(self.store.pool), self.kpis, registry)
         async with self.threshold_lock:
             now = self.clock.now()
             for window, group in groupby(sorted(rules, key=lambda r: r.window_days), key=lambda r: r.window_days):
                 judged = list(group)
-                period = Period(local(now - dt.timedelta(days=window)), local(now))
+                period = Period.window(now, window)
                 kpis = [r.kpi for r in judged]
 
                 async def read(
                     kpis: list[KpiDefinition] = kpis, period: Period = period
                 ) -> dict[str, dict[str, KpiValue]]:
-                    return await service.values(kpis, units, period, None, now)
+                    return await reader.values(kpis, units, period, None, now)
 
                 values = await retrying("kpi values", read)
                 for unit in units:
@@ -170,9 +164,7 @@ class AlertsWorker:
         key = dedupe_key(rule.id, unit)
         prior = table.get(key)
         state = AlertState.OPEN if (rule.id, unit) in self.live["threshold"] else AlertState.CLOSED
-        value = result.value
-        if result.denominator is not None and result.denominator < rule.min_denominator:
-            value = None  # too few events to judge
+        value = judged_value(result.value, result.denominator, rule.min_denominator)
         step = threshold_machine.step(state, value, rule.thresholds)
         detail = {
             "value": value,

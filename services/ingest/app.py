@@ -22,7 +22,7 @@ from schemas.envelope import batch_is_valid
 from schemas.ingest_api import BatchResultPublic, IngestResultPublic
 from schemas.sectors import Sector
 from schemas.topics import sector_topic
-from schemas.units import UnitRegistry
+from services.core.units import UnitRegistry
 from services.ingest import binding
 from services.ingest.pipeline import Outcome, Prepared, Rejected, UnitChecks, prepare, prepare_valid_batch
 from services.ingest.settings import IngestSettings

@@ -10,14 +10,13 @@ from typing import Any
 
 import orjson
 
+from schemas import binding
 from schemas.envelope import FieldError, ValidEvent, validate_event
 from schemas.sectors import Sector
-from schemas.units import UnitRegistry, local_date
+from services.core.calendar import local_date
+from services.core.units import UnitRegistry
 from services.runtime.auth import Principal
 from services.runtime.kafka import Headers, OutgoingMessage
-
-# CloudEvents attributes carried as Kafka headers (binary content mode), in this order.
-_OPTIONAL_HEADERS = ("subject", "dataschema", "traceparent", "tracestate")
 
 
 # Plain (not frozen) slotted dataclasses: one is built per event on the hot path, and a
@@ -41,22 +40,10 @@ Outcome = Prepared | Rejected
 
 
 def kafka_headers(event: ValidEvent) -> Headers:
-    """CloudEvents Kafka binding, binary content mode: ``ce_*`` headers plus content-type."""
+    """CloudEvents Kafka binding, binary content mode (``schemas.binding``)."""
     env = event.envelope
-    headers: Headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", env.id.encode()),
-        ("ce_source", env.source.encode()),
-        ("ce_type", env.type.encode()),
-        ("ce_time", env.time.isoformat().encode()),
-        ("ce_unit", env.unit.encode()),
-        ("content-type", b"application/json"),
-    ]
-    for name in _OPTIONAL_HEADERS:
-        value = getattr(env, name)
-        if value is not None:
-            headers.append((f"ce_{name}", value.encode()))
-    return headers
+    names = (*binding.REQUIRED_ATTRIBUTES, *binding.OPTIONAL_ATTRIBUTES)
+    return binding.kafka_headers({name: getattr(env, name) for name in names})
 
 
 def _raw_id(raw: Any) -> str | None:
@@ -155,19 +142,7 @@ def prepare_valid_batch(
                 prepare_one(index, raw, sector=sector, registry=checks.registry, principal=principal, topic=topic)
             )
             continue
-        headers: Headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", raw["id"].encode()),
-            ("ce_source", raw["source"].encode()),
-            ("ce_type", raw["type"].encode()),
-            ("ce_time", raw["time"].encode()),
-            ("ce_unit", unit.encode()),
-            ("content-type", b"application/json"),
-        ]
-        for name in _OPTIONAL_HEADERS:
-            value = raw.get(name)
-            if value is not None:
-                headers.append((f"ce_{name}", value.encode()))
+        headers = binding.kafka_headers(raw)  # validated: the raw attributes are the event's
         message = OutgoingMessage(topic=topic, key=unit.encode(), value=orjson.dumps(raw["data"]), headers=headers)
         out.append(Prepared(index, raw["id"], message))
     return out

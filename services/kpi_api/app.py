@@ -10,10 +10,9 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.kpi import KpiRegistry, load_registry
-from services.kpi_api.audit import AccessLog, AuditMiddleware
+from services.kpi_api.audit import AccessLog, observe_access
 from services.kpi_api.deps import ApiContext
 from services.kpi_api.routes import alerts, kpis, operations, units
 from services.kpi_api.settings import KpiApiSettings
@@ -38,22 +37,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.decode().lower() for k, _ in headers}
-                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k not in present]
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 async def mirror_registry(pool: asyncpg.Pool, registry: KpiRegistry) -> None:
@@ -121,22 +104,30 @@ def create_app(settings_factory: Callable[[], KpiApiSettings] = KpiApiSettings, 
     async def unit_registry() -> bool:
         return app.state.ctx.units.registry is not None
 
-    install_operations(app, lambda: {"postgres": database, "unit_registry": unit_registry})
+    install_operations(
+        app,
+        lambda: {"postgres": database, "unit_registry": unit_registry},
+        observers=[observe_access],
+        headers=SECURITY_HEADERS,
+    )
     app.include_router(kpis.router)
     app.include_router(units.router)
     app.include_router(operations.router)
     app.include_router(alerts.router)
-    app.add_middleware(SecurityHeaders)
-    app.add_middleware(AuditMiddleware)
 
-    if (STATIC / "index.html").exists():
-        app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-        @app.get("/", include_in_schema=False)
-        async def dashboard() -> Response:
-            return FileResponse(STATIC / "index.html", media_type="text/html")
-
+    _mount_dashboard(app)
     return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The operators' dashboard: a static page and its assets, from this origin only."""
+    if not (STATIC / "index.html").exists():
+        return
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
 app = create_app()

@@ -13,7 +13,7 @@ import datetime as dt
 import asyncpg
 import orjson
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 log = structlog.get_logger(__name__)
 
@@ -66,29 +66,10 @@ class AccessLog:
         await self.flush()
 
 
-class AuditMiddleware:
-    """Records every request that authenticated an operator (``request.state.principal``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            principal = scope.get("state", {}).get("principal")
-            app = scope.get("app")
-            access = getattr(getattr(getattr(app, "state", None), "ctx", None), "access", None)
-            if principal is not None and access is not None:
-                access.record(principal.key_id, principal.label, scope["method"], scope["path"], status)
+def observe_access(scope: Scope, status: int, _elapsed_s: float) -> None:
+    """Record every request that authenticated an operator (``request.state.principal``)."""
+    principal = scope.get("state", {}).get("principal")
+    app = scope.get("app")
+    access = getattr(getattr(getattr(app, "state", None), "ctx", None), "access", None)
+    if principal is not None and access is not None:
+        access.record(principal.key_id, principal.label, scope["method"], scope["path"], status)

@@ -15,10 +15,10 @@ import asyncpg
 from fastapi import Depends, Request
 
 from schemas.kpi import KpiRegistry
-from schemas.units import UnitRegistry
-from services.kpi_api.adapters.store import KpiStore
+from services.core.units import UnitRegistry
 from services.kpi_api.audit import AccessLog
 from services.kpi_api.service import KpiService
+from services.readmodels.counters import KpiStore
 from services.runtime.auth import KeyStore, Principal
 from services.runtime.clock import Clock
 from services.runtime.problems import Forbidden, Unavailable

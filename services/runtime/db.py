@@ -6,6 +6,7 @@ import asyncpg
 import orjson
 import structlog
 
+from services.runtime.retry import call_retrying
 from services.runtime.settings import DatabaseSettings
 
 log = structlog.get_logger(__name__)
@@ -30,29 +31,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: DatabaseSettings, *, wait_s: float = 0) -> asyncpg.Pool:
-    """Open a pool; with ``wait_s`` > 0, retry until the server answers or time runs out.
+    """Open a pool; with ``wait_s`` > 0, retry until the server answers or time runs out
+    (then the last error is raised).
 
     A pool with ``min_size=0`` opens lazily, so a service can start while PostgreSQL is
     down and become ready when it comes back.
     """
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        try:
-            pool = await asyncpg.create_pool(
-                settings.url.get_secret_value(),
-                min_size=settings.pool_min_size,
-                max_size=settings.pool_max_size,
-                init=_init_connection,
-                command_timeout=30,
-                max_inactive_connection_lifetime=60,
-            )
-            assert pool is not None
-            return pool
-        except UNAVAILABLE_ERRORS as exc:
-            if asyncio.get_running_loop().time() >= deadline:
-                raise
-            log.info("database not reachable yet", error=str(exc))
-            await asyncio.sleep(0.5)
+
+    async def open_pool() -> asyncpg.Pool:
+        pool = await asyncpg.create_pool(
+            settings.url.get_secret_value(),
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            init=_init_connection,
+            command_timeout=30,
+            max_inactive_connection_lifetime=60,
+        )
+        assert pool is not None
+        return pool
+
+    if wait_s <= 0:
+        return await open_pool()
+    return await call_retrying("open the database pool", open_pool, UNAVAILABLE_ERRORS, give_up_after_s=wait_s)
 
 
 async def ping(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:

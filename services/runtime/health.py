@@ -1,13 +1,14 @@
 """Liveness, readiness and Prometheus metrics endpoints, the same for every service."""
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
+
+from services.runtime.middleware import Observer, ResponseMiddleware
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -71,36 +72,23 @@ async def _bounded(check: ReadinessCheck, timeout_s: float = 3.0) -> bool:
         return False
 
 
-class MetricsMiddleware:
-    """Counts requests and their latency per route template (not per raw path)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - start)
+def observe_metrics(scope: Scope, status: int, elapsed_s: float) -> None:
+    """Count a finished request and its latency per route template (not per raw path)."""
+    route = scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    method = scope.get("method", "")
+    HTTP_REQUESTS.labels(method, template, str(status)).inc()
+    HTTP_LATENCY.labels(method, template).observe(elapsed_s)
 
 
-def install_operations(app: FastAPI, checks: Callable[[], dict[str, ReadinessCheck]]) -> None:
-    """Add the health router and the metrics middleware to an app."""
+def install_operations(
+    app: FastAPI,
+    checks: Callable[[], dict[str, ReadinessCheck]],
+    *,
+    observers: Sequence[Observer] = (),
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Add the health router and the response middleware (metrics, then ``observers``, and
+    fixed ``headers``) to an app."""
     app.include_router(health_router(checks))
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(ResponseMiddleware, observers=[observe_metrics, *observers], headers=headers or {})

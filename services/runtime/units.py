@@ -6,11 +6,19 @@ import contextlib
 import asyncpg
 import structlog
 
-from infra.migrate import load_registry_rows
-from schemas.units import UnitRegistry
+from services.core.units import Unit, UnitRegistry
 from services.runtime.db import UNAVAILABLE_ERRORS
 
 log = structlog.get_logger(__name__)
+
+
+async def load_registry(conn: asyncpg.Connection) -> UnitRegistry:
+    """Read the unit registry from PostgreSQL."""
+    rows = await conn.fetch(
+        "SELECT code, name, full_name, kind, parent_code, valid_from, valid_to, population "
+        "FROM units ORDER BY level, code"
+    )
+    return UnitRegistry.from_units(Unit(**dict(row)) for row in rows)
 
 
 class RegistryCache:
@@ -28,11 +36,10 @@ class RegistryCache:
     async def load(self) -> bool:
         try:
             async with self._pool.acquire() as conn:
-                units = await load_registry_rows(conn)
+                self.registry = await load_registry(conn)
         except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
             log.warning("unit registry not loaded", error=str(exc))
             return False
-        self.registry = UnitRegistry.from_units(units)
         return True
 
     async def _loop(self) -> None:

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events.projects import PROJECT_STAGES
-from schemas.units import Unit
+from services.core.calendar import VN, local_date
+from services.core.units import Unit
 from services.simulator.profiles import UnitProfile, activity, profile_for
 
-VN = dt.timezone(dt.timedelta(hours=7))
 PREFIX = "vn.gov.thanhhoa"
+CARE_TYPES = ("outpatient_exam",) * 6 + ("outpatient_treatment", "inpatient", "day_inpatient")
+SCHOOL_LEVELS = ("preschool", "primary", "lower_secondary", "upper_secondary")
+TICKET_QUANTITIES = (1, 1, 1, 2, 2, 3, 4)
 
 # Relative frequency of each kind of activity per sector (per unit of weight and activity).
 MIX: dict[str, dict[str, float]] = {
@@ -96,6 +99,7 @@ class SectorSystems:
         self._ids = itertools.count(1)
         self._next_hour = int(self.start.timestamp()) // 3600
         self._by_code = {u.code: u for u in self.units}
+        self._issued: dict[str, int] = dict.fromkeys(MIX, 0)  # outgoing documents per sector
         if projects:
             self._seed_projects()
 
@@ -122,7 +126,7 @@ class SectorSystems:
 
     # -- generation ----------------------------------------------------------------------
     def _valid_units(self, hour: int) -> list[Unit]:
-        day = (dt.datetime.fromtimestamp(hour * 3600, dt.UTC) + dt.timedelta(hours=7)).date()
+        day = local_date(dt.datetime.fromtimestamp(hour * 3600, dt.UTC))
         return [u for u in self.units if u.valid_on(day)]
 
     def _generate_hour(self, hour: int) -> None:
@@ -143,83 +147,78 @@ class SectorSystems:
                         self._emit_kind(sector, kind, unit.code, profile, at)
 
     def _emit_kind(self, sector: str, kind: str, unit: str, p: UnitProfile, at: float) -> None:
+        if kind == "dossier":
+            self._dossier(sector, unit, p, at)
+            return
+        if kind == "outgoing":
+            self._outgoing(sector, unit, p, at)
+            return
+        entity, verb, data = self._usage(kind, unit, p)
+        self._schedule(sector, entity, verb, unit, at, data)
+
+    def _outgoing(self, sector: str, unit: str, p: UnitProfile, at: float) -> None:
+        r = self.rng
+        agency = r.random() < p.signed
+        data = {
+            "document_id": self._ref("VBDI"),
+            "agency_signed": agency,
+            "personal_signed": agency and r.random() < 0.85,
+        }
+        self._schedule(sector, "document", "outgoing_issued", unit, at, data)
+        self._issued[sector] += 1
+        if self._issued[sector] % 25 == 0:  # one in 25 issued by mistake, revoked within days
+            revoked = {"document_id": data["document_id"]}
+            self._schedule(sector, "document", "revoked", unit, at + r.uniform(0.1, 3) * 86400, revoked)
+
+    def _usage(self, kind: str, unit: str, p: UnitProfile) -> tuple[str, str, dict[str, Any]]:
+        """(entity, verb, data) of one stateless event of a kind of activity."""
         r = self.rng
         digital = r.random() < p.digital
         channel = r.choice(("online", "app")) if digital else r.choice(("counter", "counter", "phone", "post"))
         payment = r.choice(("card", "qr", "app", "transfer")) if r.random() < p.cashless else "cash"
-        if kind == "dossier":
-            self._dossier(sector, unit, p, at)
-            return
-        data: dict[str, Any]
+        route, site = f"R{unit}-{r.randint(1, 6):02d}", f"S{unit}-{r.randint(1, 3)}"
         if kind == "incoming":
             on_system = r.random() < p.on_system
-            entity, verb = "document", "incoming_registered"
+            electronic = on_system or r.random() < 0.3
             data = {
                 "document_id": self._ref("VBD"),
-                "received_electronically": on_system or r.random() < 0.3,
+                "received_electronically": electronic,
                 "processed_on_system": on_system,
             }
-        elif kind == "outgoing":
-            agency = r.random() < p.signed
-            entity, verb = "document", "outgoing_issued"
-            data = {
-                "document_id": self._ref("VBDI"),
-                "agency_signed": agency,
-                "personal_signed": agency and r.random() < 0.85,
-            }
-        elif kind == "enrolment":
-            entity, verb = "enrolment", "applied"
-            data = {
-                "channel": channel,
-                "level": r.choice(("preschool", "primary", "lower_secondary", "upper_secondary")),
-            }
-        elif kind == "elearning":
-            entity, verb = "elearning", "session_completed"
-            data = {"minutes": round(r.uniform(5, 90), 1)}
-        elif kind == "fee":
-            entity, verb = "fee", "paid"
-            data = {"method": payment}
-        elif kind == "appointment":
-            entity, verb = "appointment", "booked"
-            data = {"channel": channel}
-        elif kind == "checkin":
-            insured = r.random() < 0.9
-            method = r.choice(("chip_id", "vneid")) if r.random() < p.digital else r.choice(("insurance_card", "paper"))
-            entity, verb = "visit", "checked_in"
-            data = {"insured": insured, "id_method": method}
-        elif kind == "closed":
-            entity, verb = "visit", "closed"
-            data = {"emr": r.random() < p.digital}
-        elif kind == "telemedicine":
-            entity, verb = "telemedicine", "consulted"
-            data = {"minutes": round(r.uniform(5, 40), 1)}
-        elif kind == "fare":
-            entity, verb = "fare", "tapped"
-            data = {"route_id": f"R{unit}-{r.randint(1, 6):02d}", "payment": payment}
-        elif kind == "departure":
-            late = r.random() > p.on_time
-            delay = r.randint(301, 1800) if late else r.randint(-60, 300)
-            entity, verb = "vehicle", "departed"
-            data = {"route_id": f"R{unit}-{r.randint(1, 6):02d}", "delay_seconds": delay}
-        elif kind == "parking":
-            entity, verb = "parking", "session_closed"
-            data = {"minutes": round(r.uniform(10, 300), 1), "payment": payment}
-        elif kind == "ticket":
-            entity, verb = "ticket", "sold"
-            data = {
-                "site_id": f"S{unit}-{r.randint(1, 3)}",
-                "channel": channel,
-                "quantity": r.choice((1, 1, 1, 2, 2, 3, 4)),
-            }
-        elif kind == "entry":
-            entity, verb = "entry", "scanned"
-            data = {"site_id": f"S{unit}-{r.randint(1, 3)}", "count": r.choice((1, 1, 2, 3))}
-        elif kind == "library":
-            entity, verb = "library", "loan_recorded"
-            data = {"format": "electronic" if r.random() < p.digital * 0.5 else "physical"}
-        else:  # pragma: no cover - MIX and this function are edited together
-            raise ValueError(kind)
-        self._schedule(sector, entity, verb, unit, at, data)
+            return "document", "incoming_registered", data
+        if kind == "checkin":
+            chip = r.random() < p.digital
+            method = r.choice(("chip_id", "vneid")) if chip else r.choice(("insurance_card", "paper"))
+            return (
+                "visit",
+                "checked_in",
+                {"insured": r.random() < 0.9, "id_method": method, "care_type": r.choice(CARE_TYPES)},
+            )
+        if kind == "departure":
+            delay = r.randint(301, 1800) if r.random() > p.on_time else r.randint(-60, 300)
+            return "vehicle", "departed", {"route_id": route, "delay_seconds": delay}
+        simple: dict[str, tuple[str, str, dict[str, Any]]] = {
+            "enrolment": ("enrolment", "applied", {"channel": channel, "level": r.choice(SCHOOL_LEVELS)}),
+            "elearning": ("elearning", "session_completed", {"minutes": round(r.uniform(5, 90), 1)}),
+            "fee": ("fee", "paid", {"method": payment}),
+            "appointment": ("appointment", "booked", {"channel": channel}),
+            "closed": ("visit", "closed", {"emr": r.random() < p.digital, "care_type": r.choice(CARE_TYPES)}),
+            "telemedicine": ("telemedicine", "consulted", {"minutes": round(r.uniform(5, 40), 1)}),
+            "fare": ("fare", "tapped", {"route_id": route, "payment": payment}),
+            "parking": ("parking", "session_closed", {"minutes": round(r.uniform(10, 300), 1), "payment": payment}),
+            "ticket": (
+                "ticket",
+                "sold",
+                {"site_id": site, "channel": channel, "quantity": r.choice(TICKET_QUANTITIES)},
+            ),
+            "entry": ("entry", "scanned", {"site_id": site, "count": r.choice((1, 1, 2, 3))}),
+            "library": (
+                "library",
+                "loan_recorded",
+                {"format": "electronic" if r.random() < p.digital * 0.5 else "physical"},
+            ),
+        }
+        return simple[kind]
 
     def _dossier(self, sector: str, unit: str, p: UnitProfile, at: float) -> None:
         r = self.rng
@@ -244,21 +243,15 @@ class SectorSystems:
                 "reused_data": r.random() < p.digital * 0.4,
             },
         )
-        t = at
-        supplements = 0
-        if r.random() < 0.15:
-            supplements = 2 if r.random() < (0.5 if p.on_time < 0.5 else 0.1) else 1
-        paused = 0.0
-        for _ in range(supplements):
-            t += r.uniform(0.2, 1.5) * 86400
-            self._schedule(sector, "dossier", "supplement_requested", unit, t, {"dossier_id": did})
-            wait = r.uniform(0.5, 3) * 86400
-            t += wait
-            paused += wait
-            self._schedule(sector, "dossier", "supplement_resumed", unit, t, {"dossier_id": did})
+        t, paused = self._supplements(sector, unit, did, p, at)
         on_time = r.random() < p.on_time
         fraction = r.uniform(0.3, 0.98) if on_time else r.uniform(1.05, 1.8)
         resolved = max(t + 600, at + paused + days * 86400 * fraction)
+        if r.random() < 0.03:  # withdrawn by the applicant, or processing stopped
+            reason = "withdrawn" if r.random() < 0.7 else "stopped"
+            left = t + (resolved - t) * r.uniform(0.1, 0.9)
+            self._schedule(sector, "dossier", "withdrawn", unit, left, {"dossier_id": did, "reason": reason})
+            return
         self._schedule(
             sector, "dossier", "resolved", unit, resolved, {"dossier_id": did, "e_result": r.random() < p.digital}
         )
@@ -277,6 +270,23 @@ class SectorSystems:
                 resolved + r.uniform(600, 86400),
                 {"dossier_id": did, "satisfied": satisfied},
             )
+
+    def _supplements(self, sector: str, unit: str, did: str, p: UnitProfile, at: float) -> tuple[float, float]:
+        """Supplement requests and resumptions of one dossier: (time of the last, time paused)."""
+        r = self.rng
+        t = at
+        supplements = 0
+        if r.random() < 0.15:
+            supplements = 2 if r.random() < (0.5 if p.on_time < 0.5 else 0.1) else 1
+        paused = 0.0
+        for _ in range(supplements):
+            t += r.uniform(0.2, 1.5) * 86400
+            self._schedule(sector, "dossier", "supplement_requested", unit, t, {"dossier_id": did})
+            wait = r.uniform(0.5, 3) * 86400
+            t += wait
+            paused += wait
+            self._schedule(sector, "dossier", "supplement_resumed", unit, t, {"dossier_id": did})
+        return t, paused
 
     def _seed_projects(self) -> None:
         """The 2020 snapshot of the founding article: 13 completed, 10 in progress, 2 in

@@ -19,6 +19,7 @@ import structlog
 
 from schemas.sectors import sector_of
 from services.runtime.clock import Clock
+from services.runtime.retry import call_retrying, retrying
 from services.simulator.generator import SectorSystems
 
 log = structlog.get_logger(__name__)
@@ -60,53 +61,68 @@ class Sender:
             await self._post(sector, events[i : i + self.batch_size])
 
     async def _post(self, sector: str, batch: list[dict[str, Any]]) -> None:
-        delay = 0.5
+        """Post until every event is accepted or rejected (the service answers per event)."""
         pending = batch
-        while pending:
-            try:
-                answer = await self.client.post(
-                    f"{self.urls[sector]}/v1/events",
-                    content=json.dumps(pending),
-                    headers={"content-type": BATCH_MEDIA_TYPE, "authorization": f"Bearer {self.keys[sector]}"},
-                )
-            except httpx.HTTPError as exc:
-                log.warning("service unreachable; retrying", sector=sector, error=type(exc).__name__)
-                answer = None
-            if answer is not None and answer.status_code in (200, 503) and "results" in answer.json():
-                results = answer.json()["results"]
-                retry = [pending[r["index"]] for r in results if r["status"] == "unavailable"]
-                accepted = sum(1 for r in results if r["status"] == "accepted")
-                rejected = [r for r in results if r["status"] == "rejected"]
-                self.stats.accepted += accepted
-                self.stats.by_sector[sector] += accepted
-                self.stats.rejected += len(rejected)
-                if rejected:
-                    log.warning("events rejected", sector=sector, count=len(rejected), first=rejected[0]["errors"])
-                self.stats.sent += len(pending) - len(retry)
-                pending = retry
-            elif answer is not None and answer.status_code < 500 and answer.status_code not in (429,):
-                log.error("batch refused", sector=sector, status=answer.status_code, body=answer.text[:300])
-                self.stats.rejected += len(pending)
-                return
-            if pending:
-                self.stats.retries += 1
-                await asyncio.sleep(delay)
-                delay = min(10.0, delay * 2)
+        async for attempt in retrying(f"post {sector} events", (Unsettled, httpx.HTTPError), first_s=0.5, cap_s=10):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.stats.retries += 1
+                try:
+                    pending = await self._post_once(sector, pending)
+                except Unsettled as exc:
+                    pending = exc.events  # only what was not settled goes again
+                    raise
+
+    async def _post_once(self, sector: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One POST; raises Unsettled with the events to send again (none were accepted)."""
+        answer = await self.client.post(
+            f"{self.urls[sector]}/v1/events",
+            content=json.dumps(pending),
+            headers={"content-type": BATCH_MEDIA_TYPE, "authorization": f"Bearer {self.keys[sector]}"},
+        )
+        if answer.status_code in (200, 503) and "results" in answer.json():
+            results = answer.json()["results"]
+            retry = [pending[r["index"]] for r in results if r["status"] == "unavailable"]
+            accepted = sum(1 for r in results if r["status"] == "accepted")
+            rejected = [r for r in results if r["status"] == "rejected"]
+            self.stats.accepted += accepted
+            self.stats.by_sector[sector] += accepted
+            self.stats.rejected += len(rejected)
+            if rejected:
+                log.warning("events rejected", sector=sector, count=len(rejected), first=rejected[0]["errors"])
+            self.stats.sent += len(pending) - len(retry)
+            if retry:
+                raise Unsettled(retry)
+            return []
+        if answer.status_code < 500 and answer.status_code != 429:
+            log.error("batch refused", sector=sector, status=answer.status_code, body=answer.text[:300])
+            self.stats.rejected += len(pending)
+            return []
+        raise Unsettled(pending, f"HTTP {answer.status_code}")
+
+
+class Unsettled(Exception):
+    """Events the service did not settle (accept or reject); they are sent again."""
+
+    def __init__(self, events: list[dict[str, Any]], why: str = "unavailable") -> None:
+        super().__init__(f"{len(events)} event(s) {why}")
+        self.events = events
+
+
+class NotReady(Exception):
+    pass
 
 
 async def wait_ready(urls: dict[str, str], timeout_s: float = 120) -> None:
+    """Until every service answers ``/readyz`` with 200; the last error after ``timeout_s``."""
     async with httpx.AsyncClient(timeout=2) as client:
-        deadline = asyncio.get_running_loop().time() + timeout_s
         for url in urls.values():
-            while True:
-                try:
-                    if (await client.get(f"{url}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"{url} not ready")
-                await asyncio.sleep(0.5)
+
+            async def ready(url: str = url) -> None:
+                if (await client.get(f"{url}/readyz")).status_code != 200:
+                    raise NotReady(url)
+
+            await call_retrying(f"wait for {url}", ready, (NotReady, httpx.HTTPError), give_up_after_s=timeout_s)
 
 
 async def run_live(

@@ -9,7 +9,7 @@ late; every other unit sits in between, drawn from the seed.
 import random
 from dataclasses import dataclass
 
-from schemas.units import Unit
+from services.core.units import Unit
 
 GOOD_UNITS = frozenset({"390", "392", "406", "403", "402"})
 LAGGING_UNITS = frozenset({"400", "404", "395"})

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from infra.migrate import reference_units
-from schemas.units import UnitRegistry
+from schemas.sectors import SECTORS
+from services.core.units import UnitRegistry
 from services.simulator.generator import SectorSystems
 from tests.support.kafka import fill, new_prefix, provision
 from tests.support.oracle import diff, distinct_type_counts, expected_counters, stored_counters
@@ -171,7 +172,10 @@ async def test_two_aggregators_share_partitions_through_rebalances(servers: Serv
             what="30% committed",
         )
         second.kill()  # rebalance one way: the survivor takes every partition over …
-        await eventually(lambda: owns(first), lambda n: n == 32, timeout_s=90, what="first owns all 32 partitions")
+        partitions = 8 * len(SECTORS)
+        await eventually(
+            lambda: owns(first), lambda n: n == partitions, timeout_s=90, what=f"first owns all {partitions} partitions"
+        )
         second.start()  # … and back when the second returns, while the first is busy …
         ends = {**ends, **fill(servers.bootstrap, prefix, third_quarter)}
         await eventually(lambda: owns(second), lambda n: n > 0, timeout_s=90, what="second owns partitions again")

@@ -26,13 +26,13 @@ from infra.processes import free_port
 from schemas.kpi import load_registry
 from schemas.metrics import LIVE_METRICS
 from schemas.topics import alerts_topic
-from schemas.units import UnitRegistry
 from services.alerts.clock import write_clock
 from services.alerts.notify import verify
-from services.kpi_api.adapters.store import KpiStore
-from services.kpi_api.domain.formulas import counters_of
-from services.kpi_api.domain.periods import VN, local
-from services.kpi_api.service import KpiService, Period
+from services.core.calendar import VN, local
+from services.core.kpis.formulas import counters_of
+from services.core.units import UnitRegistry
+from services.readmodels.counters import KpiStore
+from services.readmodels.kpis import KpiReader, Period
 from services.simulator.generator import SectorSystems
 from tests.support.kafka import fill, new_prefix, provision, read_all
 from tests.support.procs import ServiceProcess, service_env
@@ -324,10 +324,10 @@ async def expected_live(dsn: str, now: dt.datetime) -> tuple[set[tuple[str, str]
     kpis = [k for k in registry.kpis if k.alert and not (counters_of(k) & set(LIVE_METRICS))]
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
-        service = KpiService(KpiStore(pool), registry, REGISTRY)
+        reader = KpiReader(KpiStore(pool), registry, REGISTRY)
         codes = sorted(u.code for u in UNITS if u.level == 2)
         period = Period(local(now - dt.timedelta(days=7)), local(now))
-        values = await service.values(kpis, codes, period, None, now)
+        values = await reader.values(kpis, codes, period, None, now)
     finally:
         await pool.close()
     red, green = set(), set()
@@ -396,9 +396,9 @@ async def test_sigkilled_worker_loses_no_alert_and_notifies_nobody_twice(harness
 async def test_alerts_api_scope_paging_and_acknowledgement(dsn: str) -> None:
     from fastapi.testclient import TestClient
 
-    from services.alerts.store import AlertStore, NewAlert
     from services.kpi_api.app import create_app
     from services.kpi_api.settings import KpiApiSettings
+    from services.readmodels.alerts import AlertStore, NewAlert
     from services.runtime.auth import create_key
     from services.runtime.clock import FixedClock
     from services.runtime.db import create_pool

@@ -21,21 +21,19 @@ from hypothesis import strategies as st
 
 from infra.migrate import reference_units
 from schemas.kpi import load_registry
-from schemas.units import UnitRegistry
-from services.aggregator.adapters.store import CounterStore
-from services.aggregator.domain.batch import Batch
-from services.aggregator.domain.decode import Decoded, Decoder, Record
+from services.aggregator.adapters.postgres import PgCounterStore
+from services.core.calendar import VN
+from services.core.units import UnitRegistry
 from services.kpi_api.app import create_app
-from services.kpi_api.domain.periods import VN
 from services.runtime.auth import create_key
 from services.runtime.clock import FixedClock
-from services.simulator.encode import to_record
 from tests.support.naive_kpis import Scope, kpi_value, unique
+from tests.support.oracle import count_events
 
 pytestmark = pytest.mark.integration
 
 REGISTRY = UnitRegistry.from_units(reference_units())
-KPIS = [k for k in load_registry().kpis if k.kind not in ("snapshot", "not_computable")]
+KPIS = [k for k in load_registry().kpis if k.computable and k.basis == "events"]
 UNITS = ["390", "392", "395", "400", "404", "380"]  # districts the events use
 WINDOW_START = dt.datetime(2025, 5, 1, tzinfo=VN)
 NOW = WINDOW_START + dt.timedelta(days=12, hours=3)
@@ -49,6 +47,7 @@ def iso(minutes: int) -> str:
 
 
 ids = st.integers(0, 10**9).map(str)
+doc_ids = st.integers(0, 12).map(lambda n: f"VB{n}")  # few: documents are reported again and revoked
 minute = st.integers(0, 14 * 24 * 60)
 unit = st.sampled_from(UNITS)
 channel = st.sampled_from(["online", "app", "counter", "phone", "post"])
@@ -58,13 +57,16 @@ STATELESS: dict[str, tuple[str, st.SearchStrategy[dict[str, Any]]]] = {
     "document.incoming_registered": (
         "any",
         st.fixed_dictionaries(
-            {"document_id": ids, "received_electronically": st.booleans(), "processed_on_system": st.booleans()}
+            {"document_id": doc_ids, "received_electronically": st.booleans(), "processed_on_system": st.booleans()}
         ),
     ),
     "document.outgoing_issued": (
         "any",
-        st.fixed_dictionaries({"document_id": ids, "agency_signed": st.booleans(), "personal_signed": st.booleans()}),
+        st.fixed_dictionaries(
+            {"document_id": doc_ids, "agency_signed": st.booleans(), "personal_signed": st.booleans()}
+        ),
     ),
+    "document.revoked": ("any", st.fixed_dictionaries({"document_id": doc_ids})),
     "enrolment.applied": ("education", st.fixed_dictionaries({"channel": channel, "level": st.just("primary")})),
     "elearning.session_completed": (
         "education",
@@ -122,7 +124,7 @@ def stateless_event(draw: st.DrawFn) -> list[tuple[str, str, str, int, dict[str,
 def dossier_life(draw: st.DrawFn) -> list[tuple[str, str, str, int, dict[str, Any]]]:
     sector, code, t0 = draw(st.sampled_from(SECTORS)), draw(unit), draw(minute)
     did = f"D{draw(ids)}"
-    due_days = draw(st.integers(1, 10))
+    due_days = draw(st.integers(0, 10))  # 0: the procedure has no due time
     steps = [
         (
             sector,
@@ -133,7 +135,7 @@ def dossier_life(draw: st.DrawFn) -> list[tuple[str, str, str, int, dict[str, An
                 "dossier_id": did,
                 "procedure_code": "1.001",
                 "channel": draw(st.sampled_from(["online", "counter", "post"])),
-                "due_at": iso(t0 + due_days * 1440),
+                "due_at": iso(t0 + due_days * 1440) if due_days else None,
                 "fee_required": draw(st.booleans()),
                 "digitised": draw(st.booleans()),
                 "reused_data": draw(st.booleans()),
@@ -147,7 +149,11 @@ def dossier_life(draw: st.DrawFn) -> list[tuple[str, str, str, int, dict[str, An
         if draw(st.booleans()):
             t += draw(st.integers(10, 5000))
             steps.append((sector, "dossier.supplement_resumed", code, t, {"dossier_id": did}))
-    if draw(st.booleans()):
+    ending = draw(st.sampled_from(["open", "resolved", "resolved", "withdrawn"]))
+    if ending == "withdrawn":
+        reason = draw(st.sampled_from(["withdrawn", "stopped"]))
+        steps.append((sector, "dossier.withdrawn", code, t + 60, {"dossier_id": did, "reason": reason}))
+    if ending == "resolved":
         t += draw(st.integers(1, 15 * 1440))
         steps.append((sector, "dossier.resolved", code, t, {"dossier_id": did, "e_result": draw(st.booleans())}))
         if draw(st.booleans()):
@@ -177,20 +183,13 @@ def periods(draw: st.DrawFn) -> tuple[dt.datetime, dt.datetime]:
 
 
 async def load(dsn: str, events: list[dict[str, Any]]) -> None:
-    decoder = Decoder(REGISTRY)
-    batch = Batch(10**6, 3600)
-    for offset, event in enumerate(events):
-        key, value, headers = to_record(event)
-        decoded = decoder.decode(Record("t", 0, offset, key, value, headers))
-        assert isinstance(decoded, Decoded), decoded
-        batch.add(decoded)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:
             await conn.execute(
-                "TRUNCATE counters_hourly, counters_daily, counters_monthly, dossiers, projects, seen_events"
+                "TRUNCATE counters_hourly, counters_daily, counters_monthly, dossiers, documents, projects, seen_events"
             )
-        await CounterStore(pool, "prop", REGISTRY.lineage).commit(batch.events, {}, batch.unique_new, NOW.date())
+        await count_events(PgCounterStore(pool, "prop"), events, REGISTRY, NOW.date())
     finally:
         await pool.close()
 

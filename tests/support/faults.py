@@ -44,10 +44,10 @@ from infra.embedded import EmbeddedPostgres
 from infra.migrate import migrate, reference_units
 from infra.processes import free_port
 from infra.topics import provision_topics
-from schemas.sectors import SECTORS, sector_of
+from schemas.sectors import INGEST_SECTORS, SECTORS, sector_of
 from schemas.topics import deadletter_topic, sector_topic
-from schemas.units import UnitRegistry
 from services.aggregator.domain.decode import event_key
+from services.core.units import UnitRegistry
 from services.runtime.auth import create_key
 from services.runtime.settings import KafkaSettings
 from services.simulator.generator import SectorSystems
@@ -59,7 +59,7 @@ UNITS = reference_units()
 REGISTRY = UnitRegistry.from_units(UNITS)
 START = dt.datetime(2025, 5, 5, tzinfo=dt.UTC)  # the reference units are valid in May 2025
 BATCH = "application/cloudevents-batch+json"
-SECTOR_NAMES = tuple(s.value for s in SECTORS)
+SECTOR_NAMES = tuple(s.value for s in INGEST_SECTORS)  # the sectors with an ingestion service
 
 # Failover in seconds rather than the 9 s default: a SIGKILLed broker is fenced (and its
 # partitions get new leaders) after broker.session.timeout.ms; a SIGSTOPped one leaves the
@@ -667,7 +667,7 @@ async def settle_and_verify(rig: Rig, driver: LoadDriver, *, drain_timeout_s: fl
     # Read the sector topics until the aggregator's stored offsets equal the log ends. Read
     # again each round: a partition leader elected during a fault may expose its high
     # watermark a moment late.
-    topics = [sector_topic(s, rig.prefix) for s in SECTOR_NAMES]
+    topics = [sector_topic(s, rig.prefix) for s in SECTORS]
     began = time.monotonic()
 
     async def probe() -> tuple[TopicContents, dict[tuple[str, int], int]]:

@@ -46,16 +46,31 @@ class Dossier:
     e_result: bool = False
     paid_online: bool = False
     rating: bool | None = None
+    withdrawn: bool = False
     events: list[Event] = field(default_factory=list)
 
     def on_time(self) -> bool:
-        assert self.resolved is not None and self.due is not None
+        assert self.resolved is not None
+        if self.due is None:
+            return self.supplements <= 1
         return self.supplements <= 1 and self.resolved <= self.due + dt.timedelta(seconds=self.paused)
 
+    def on_time_by_date(self) -> bool:
+        assert self.resolved is not None
+        if self.due is None:
+            return True
+        vn = dt.timezone(dt.timedelta(hours=7))
+        return (
+            self.resolved.astimezone(vn).date() <= (self.due + dt.timedelta(seconds=self.paused)).astimezone(vn).date()
+        )
+
     def overdue(self, now: dt.datetime) -> bool:
-        assert self.due is not None
+        if self.supplements > 1:
+            return True
+        if self.due is None:
+            return False
         waited = self.paused + (max(0.0, (now - self.pause_from).total_seconds()) if self.pause_from else 0)
-        return self.supplements > 1 or now > self.due + dt.timedelta(seconds=waited)
+        return now > self.due + dt.timedelta(seconds=waited)
 
     def processing_s(self) -> int:
         assert self.resolved is not None and self.received is not None
@@ -71,7 +86,8 @@ def dossiers(events: list[Event]) -> dict[str, Dossier]:
         d = out.setdefault(e["data"]["dossier_id"], Dossier(unit=e["unit"], sector=parts[3]))
         at, verb, data = _t(e["time"]), parts[5], e["data"]
         if verb == "received":
-            d.unit, d.sector, d.received, d.due = e["unit"], parts[3], at, _t(data["due_at"])
+            due = data["due_at"]
+            d.unit, d.sector, d.received, d.due = e["unit"], parts[3], at, _t(due) if due else None
             d.channel, d.fee = data["channel"], data["fee_required"]
             d.digitised, d.reused = data.get("digitised", False), data.get("reused_data", False)
         elif verb == "supplement_requested":
@@ -85,6 +101,8 @@ def dossiers(events: list[Event]) -> dict[str, Dossier]:
                 d.paused += max(0, round((at - d.pause_from).total_seconds()))
                 d.pause_from = None
             d.resolved, d.e_result = at, data["e_result"]
+        elif verb == "withdrawn":
+            d.withdrawn = True
         elif verb == "paid":
             d.paid_online = d.paid_online or data["online"]
         elif verb == "rated":
@@ -141,14 +159,52 @@ def _quantile(q: float, seconds: list[int]) -> float | None:
     return float(HOURS[-1])
 
 
+@dataclass
+class Document:
+    """A document as its events describe it: counted once, from its earliest report."""
+
+    first: Event
+    incoming_flags: tuple[bool, bool] = (False, False)  # (received electronically, on system)
+    outgoing: Event | None = None  # the latest outgoing issue
+    revoked: bool = False
+
+
+def documents(events: list[Event]) -> list[Document]:
+    out: dict[str, Document] = {}
+    for e in events:
+        if ".document." not in e["type"]:
+            continue
+        verb, data = e["type"].rsplit(".", 1)[1], e["data"]
+        doc = out.setdefault(data["document_id"], Document(first=e))
+        if verb == "revoked":
+            doc.revoked = True
+            continue
+        if doc.first["type"].endswith(".revoked") or _t(e["time"]) < _t(doc.first["time"]):
+            doc.first = e
+        if verb == "incoming_registered":
+            electronic, on_system = doc.incoming_flags
+            doc.incoming_flags = (
+                electronic or data["received_electronically"],
+                on_system or data["processed_on_system"],
+            )
+        elif doc.outgoing is None or _t(e["time"]) >= _t(doc.outgoing["time"]):
+            doc.outgoing = e
+    return [d for d in out.values() if not d.revoked and not d.first["type"].endswith(".revoked")]
+
+
 def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:
     ds = [d for d in dossiers(events).values() if scope.takes_dossier(d)]
     resolved = [d for d in ds if d.resolved is not None]
-    open_ = [d for d in ds if d.resolved is None]
+    open_ = [d for d in ds if d.resolved is None and not d.withdrawn]
+    withdrawn = [d for d in ds if d.resolved is None and d.withdrawn]
+    docs = [d for d in documents(events) if scope.takes(d.first)]
     digital = ("online", "app")
     of: Callable[[str], list[dict[str, Any]]] = lambda ev: _of(events, scope, ev)  # noqa: E731
     if kpi == "dossier_on_time_rate":
-        return _ratio(sum(d.on_time() for d in resolved) + sum(not d.overdue(scope.now) for d in open_), len(ds))
+        on_time = sum(d.on_time() for d in resolved) + sum(not d.overdue(scope.now) for d in open_)
+        return _ratio(on_time, len(ds) - len(withdrawn))
+    if kpi == "dossier_on_time_by_date_rate":
+        return _ratio(sum(d.on_time_by_date() for d in resolved), len(resolved))
     if kpi == "avg_processing_hours":
         return _ratio(sum(d.processing_s() for d in resolved), len(resolved), 1 / 3600)
     if kpi in ("processing_p50_hours", "processing_p90_hours"):
@@ -167,12 +223,12 @@ def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:
         late = sum(not d.on_time() for d in resolved) + sum(d.overdue(scope.now) for d in open_)
         return _ratio(len(ds) - sum(d.rating is False for d in ds) - late, len(ds))
     if kpi == "incoming_electronic_rate":
-        docs = of("document.incoming_registered")
-        return _ratio(sum(x["processed_on_system"] for x in docs), len(docs))
+        incoming = [d for d in docs if d.first["type"].endswith(".incoming_registered")]
+        return _ratio(sum(d.incoming_flags[1] for d in incoming), len(incoming))
     if kpi in ("outgoing_agency_signed_rate", "outgoing_personal_signed_rate"):
-        docs = of("document.outgoing_issued")
+        outgoing = [d.outgoing for d in docs if d.first["type"].endswith(".outgoing_issued") and d.outgoing]
         key = "agency_signed" if "agency" in kpi else "personal_signed"
-        return _ratio(sum(x[key] for x in docs), len(docs))
+        return _ratio(sum(x["data"][key] for x in outgoing), len(outgoing))
     if kpi == "digital_take_up":
         enrol, appts, tickets = of("enrolment.applied"), of("appointment.booked"), of("ticket.sold")
         num = (

@@ -7,23 +7,42 @@ from typing import Any
 
 import asyncpg
 
-from schemas.units import UnitRegistry
-from services.aggregator.domain.batch import aggregate
+from schemas.events import EVENT_SPECS
+from services.aggregator.domain.batch import Batch
 from services.aggregator.domain.decode import Decoded, Decoder, Record
+from services.aggregator.domain.fold import fold, registry_lineage
+from services.aggregator.flush import count_batch
+from services.aggregator.ports import CounterStore
+from services.core.units import UnitRegistry
 from services.simulator.encode import to_record
 
 CounterRows = dict[tuple[str, str, str, str, object], int]  # (table, unit, metric, sector, bucket)
 
 
+def record_of(event: dict[str, Any], offset: int, partition: int = 0) -> Record:
+    """The Kafka record the sector service writes for a structured-mode event dict, on its
+    sector's (unprefixed) topic."""
+    return Record(EVENT_SPECS[event["type"]].topic_suffix, partition, offset, *to_record(event))
+
+
 def decode_all(events: list[dict[str, Any]], registry: UnitRegistry) -> list[Decoded]:
-    decoder = Decoder(registry)
+    decoder = Decoder(lambda: registry)
     out = []
     for offset, event in enumerate(events):
-        key, value, headers = to_record(event)
-        decoded = decoder.decode(Record("oracle", 0, offset, key, value, headers))
+        decoded = decoder.decode(record_of(event, offset))
         assert isinstance(decoded, Decoded), decoded
         out.append(decoded)
     return out
+
+
+async def count_events(
+    store: CounterStore, events: list[dict[str, Any]], registry: UnitRegistry, today: dt.date
+) -> None:
+    """Count events straight into a store, as the aggregator would (one transaction)."""
+    batch = Batch(len(events) + 1, 3600)
+    for decoded in decode_all(events, registry):
+        batch.add(decoded)
+    await count_batch(store, batch, registry_lineage(registry), today)
 
 
 def expected_counters(events: list[dict[str, Any]], registry: UnitRegistry) -> CounterRows:
@@ -34,7 +53,7 @@ def expected_counters(events: list[dict[str, Any]], registry: UnitRegistry) -> C
         if event.event_key not in seen:
             seen.add(event.event_key)
             unique.append(event)
-    effects = aggregate(unique, {}, {}, registry.lineage)
+    effects = fold(unique, {}, registry_lineage(registry))
     rows: CounterRows = {}
     for (unit, metric, sector, hour), value in effects.hourly.items():
         rows[("hourly", unit, metric, sector, dt.datetime.fromtimestamp(hour * 3600, dt.UTC))] = value

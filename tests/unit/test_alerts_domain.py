@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.kpi import load_registry
-from services.alerts.domain import silence as sm
-from services.alerts.domain.threshold import Action, AlertState, Thresholds, step
-from services.alerts.domain.worktime import VN, Calendar
 from services.alerts.notify import backoff_s, payload, sign, verify
 from services.alerts.rules import load_calendar, load_rules
+from services.core.alerting import silence as sm
+from services.core.alerting.threshold import Action, AlertState, Thresholds, step
+from services.core.alerting.worktime import VN, Calendar
 
 CAL = load_calendar()
 PLAIN = Calendar()  # no holidays

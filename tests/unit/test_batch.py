@@ -1,4 +1,5 @@
-"""Batches and their effect on counters (services/aggregator/domain/batch.py)."""
+"""Batches (services/aggregator/domain/batch.py) and their fold into counters and entity
+states (services/aggregator/domain/fold.py)."""
 
 import datetime as dt
 from collections import Counter
@@ -11,20 +12,21 @@ from infra.migrate import reference_units
 from schemas.events import EVENT_SPECS, usage
 from schemas.events import dossiers as dev
 from schemas.events import projects as pev
-from schemas.units import UnitRegistry
-from services.aggregator.domain import dossiers as dossier_domain
-from services.aggregator.domain.batch import (
-    Batch,
-    BatchState,
-    Effects,
-    aggregate,
-    expand,
-    local_day,
-)
+from services.aggregator.domain.batch import Batch, BatchState
 from services.aggregator.domain.decode import Decoded, Poison, Record, event_key
+from services.aggregator.domain.fold import Effects, expand, fold, registry_lineage
+from services.core.calendar import day_of_hour as local_day
+from services.core.kpis import dossiers as dossier_domain
+from services.core.units import UnitRegistry
 
 REGISTRY = UnitRegistry.from_units(reference_units())
-LINEAGE = REGISTRY.lineage
+LINEAGE = registry_lineage(REGISTRY)
+
+
+def aggregate(events, dossiers, projects, lineage):
+    return fold(events, {"dossiers": dossiers, "projects": projects}, lineage)
+
+
 T0 = dt.datetime(2025, 5, 4, 17, 30, tzinfo=dt.UTC)  # 2025-05-05 00:30 in Vietnam
 H = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -124,10 +126,9 @@ def test_next_offsets_are_last_offset_plus_one_per_partition_including_poison():
     assert len(batch.events) == 3 and len(batch.poison) == 1 and batch.size == 4
 
 
-@pytest.mark.parametrize("state", [BatchState.FLUSHING, BatchState.COMMITTED, BatchState.FAILED])
-def test_adding_to_a_batch_that_is_not_open_raises(state):
+def test_adding_to_a_sealed_batch_raises():
     batch = Batch(max_records=10, max_age_s=1, clock=FakeClock())
-    batch.state = state
+    assert batch.seal() is batch and batch.state is BatchState.SEALED
     with pytest.raises(RuntimeError):
         batch.add(event(fare(), T0))
     assert batch.size == 0

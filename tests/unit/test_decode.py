@@ -12,8 +12,8 @@ from schemas.envelope import validate_event
 from schemas.events import EVENT_SPECS
 from schemas.events.dossiers import DossierPaid
 from schemas.sectors import Sector
-from schemas.units import UnitRegistry
 from services.aggregator.domain.decode import Decoded, Decoder, Poison, Record, event_key
+from services.core.units import UnitRegistry
 from services.ingest.pipeline import kafka_headers
 from services.simulator.encode import to_record
 
@@ -37,12 +37,14 @@ def headers(**over: bytes | None) -> list[tuple[str, bytes]]:
     return [(k, v) for k, v in base.items() if v is not None]
 
 
-def record(value: bytes | None = orjson.dumps(DATA), hdrs=None, offset: int = 0) -> Record:
-    return Record("health.events", 3, offset, b"390", value, headers() if hdrs is None else hdrs)
+def record(
+    value: bytes | None = orjson.dumps(DATA), hdrs=None, offset: int = 0, topic: str = "events.health"
+) -> Record:
+    return Record(topic, 3, offset, b"390", value, headers() if hdrs is None else hdrs)
 
 
 def decode(rec: Record):
-    return Decoder(REGISTRY).decode(rec)
+    return Decoder(lambda: REGISTRY).decode(rec)
 
 
 # --- valid records ---------------------------------------------------------------------------
@@ -79,7 +81,7 @@ def test_what_the_ingest_service_writes_decodes_to_the_same_event():
     }
     valid = validate_event(raw, Sector.HEALTH)
     assert not isinstance(valid, list)
-    out = decode(Record("t", 0, 0, b"38", orjson.dumps(valid.envelope.data), kafka_headers(valid)))
+    out = decode(Record("events.health", 0, 0, b"38", orjson.dumps(valid.envelope.data), kafka_headers(valid)))
     assert isinstance(out, Decoded)
     assert (out.id, out.source, out.unit, out.time, out.data) == ("a-1", "/x", "38", valid.time, valid.data)
 
@@ -88,14 +90,15 @@ def test_what_the_simulator_writes_decodes_too():
     key, value, hdrs = to_record(
         {"id": "s-1", "source": "/sim", "type": PAID, "time": "2025-05-05T01:00:00Z", "unit": "390", "data": DATA}
     )
-    out = decode(Record("t", 0, 0, key, value, hdrs))
+    out = decode(Record("events.health", 0, 0, key, value, hdrs))
     assert isinstance(out, Decoded) and out.unit == "390" and out.data == DossierPaid(**DATA)
 
 
 def test_every_catalogue_type_is_known_to_the_decoder():
     # a known type never yields "unknown event type", whatever its data
-    for type_ in EVENT_SPECS:
-        out = decode(record(value=b"{}", hdrs=headers(ce_type=type_.encode(), ce_unit=b"38")))
+    for type_, spec in EVENT_SPECS.items():
+        hdrs = headers(ce_type=type_.encode(), ce_unit=b"38")
+        out = decode(record(value=b"{}", hdrs=hdrs, topic=f"t1.{spec.topic_suffix}"))
         assert isinstance(out, Poison)
         assert "unknown event type" not in out.reason and "invalid data" in out.reason
 
@@ -112,7 +115,7 @@ def test_missing_ce_header_is_poison_naming_it(name):
 
 def test_no_headers_at_all_is_poison():
     for hdrs in (None, []):
-        out = decode(Record("t", 0, 0, None, b"{}", hdrs))
+        out = decode(Record("events.health", 0, 0, None, b"{}", hdrs))
         assert isinstance(out, Poison) and "missing" in out.reason
 
 
@@ -149,7 +152,7 @@ def test_unknown_unit_is_poison():
 def test_unit_outside_its_validity_is_poison_by_local_day(unit, last_valid_utc):
     last = dt.datetime.fromisoformat(last_valid_utc)
     first_invalid = (last + dt.timedelta(seconds=1)).isoformat().encode()
-    decoder = Decoder(REGISTRY)  # one decoder: its per-(unit, day) cache must not leak
+    decoder = Decoder(lambda: REGISTRY)  # one decoder: its per-(unit, day) cache must not leak
     for order in ((last.isoformat().encode(), first_invalid), (first_invalid, last.isoformat().encode())):
         results = [decoder.decode(record(hdrs=headers(ce_unit=unit, ce_time=t))) for t in order]
         by_time = dict(zip(order, results, strict=True))
@@ -257,7 +260,7 @@ header_names = st.sampled_from(
 )
 def test_arbitrary_records_never_raise(value, hdrs, key):
     rec = Record("t", 0, 0, key, value, hdrs)
-    out = Decoder(REGISTRY).decode(rec)
+    out = Decoder(lambda: REGISTRY).decode(rec)
     assert isinstance(out, Decoded | Poison)
     assert out.record is rec
     if isinstance(out, Poison):
@@ -281,7 +284,7 @@ aware_times = st.datetimes(
 )
 def test_well_shaped_but_random_records_never_raise(type_, unit, time, value, drop):
     hdrs = headers(ce_type=type_.encode(), ce_unit=unit, ce_time=time, **{d: None for d in drop})
-    out = Decoder(REGISTRY).decode(record(value=value, hdrs=hdrs))
+    out = Decoder(lambda: REGISTRY).decode(record(value=value, hdrs=hdrs))
     assert isinstance(out, Decoded | Poison)
     if isinstance(out, Decoded):
         assert out.unit in REGISTRY and out.spec.type == type_

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemas.events import dossiers as ev
 from schemas.events.documents import IncomingDocumentRegistered
 from schemas.metrics import METRICS, PROCESSING_HOURS_BUCKETS
-from services.aggregator.domain.dossiers import (
+from services.core.kpis.dossiers import (
     DossierState,
     apply,
     contribution,
@@ -355,3 +355,55 @@ def test_processing_seconds_never_negative_and_pauses_not_negative(steps):
     assert state.paused_seconds >= 0
     seconds = state.processing_seconds()
     assert seconds is None or seconds >= 0
+
+
+# --- no due time, withdrawal, and Thanh Hóa's date rule ----------------------------------------
+
+
+def test_a_dossier_without_a_due_time_is_on_time_and_never_overdue_by_time():
+    state = run([(received(None), T0)])
+    assert not state.overdue_at(T0 + 400 * DAY)
+    done = run([(resolved(), T0 + 90 * DAY)], state)
+    assert done.resolved_on_time() and done.resolved_on_time_by_date()
+
+
+def test_without_a_due_time_two_supplement_requests_still_make_it_late_and_overdue():
+    state = run([(received(None), T0), (REQUESTED, T0 + DAY), (RESUMED, T0 + 2 * DAY), (REQUESTED, T0 + 3 * DAY)])
+    assert state.overdue_at(T0 + 3 * DAY + S)
+    assert run([(resolved(), T0 + 4 * DAY)], state).resolved_on_time() is False
+
+
+@pytest.mark.parametrize("reason", ["withdrawn", "stopped"])
+def test_a_withdrawn_dossier_leaves_processing_and_counts_as_withdrawn(reason):
+    state = run([(received(T0 + DAY), T0), (ev.DossierWithdrawn(dossier_id=DID, reason=reason), T0 + 5 * DAY)])
+    assert not state.is_open and not state.overdue_at(T0 + 9 * DAY)
+    assert state.withdrawal_reason == reason
+    counts = contribution(state)
+    assert counts["dossier.withdrawn"] == 1 and counts["dossier.received"] == 1
+    assert "dossier.resolved" not in counts
+
+
+def test_a_resolution_counts_over_a_withdrawal_of_a_resolved_dossier():
+    withdrawn = ev.DossierWithdrawn(dossier_id=DID)
+    state = run([(received(T0 + DAY), T0), (resolved(), T0 + 2 * H), (withdrawn, T0 + 3 * H)])
+    counts = contribution(state)
+    assert counts["dossier.resolved"] == 1 and "dossier.withdrawn" not in counts
+
+
+def test_the_date_rule_is_on_time_on_the_due_date_even_after_the_due_time():
+    due = dt.datetime(2025, 5, 9, 10, tzinfo=dt.UTC)  # 17:00 local on 9 May
+    late_same_day = dt.datetime(2025, 5, 9, 15, tzinfo=dt.UTC)  # 22:00 local, same local date
+    state = run([(received(due), T0), (resolved(), late_same_day)])
+    assert state.resolved_on_time() is False and state.resolved_on_time_by_date() is True
+    counts = contribution(state)
+    assert counts["dossier.resolved_late"] == 1 and counts["dossier.resolved_on_time_by_date"] == 1
+    next_day = run([(received(due), T0), (resolved(), dt.datetime(2025, 5, 9, 17, 1, tzinfo=dt.UTC))])
+    assert next_day.resolved_on_time_by_date() is False  # 00:01 local on 10 May
+
+
+def test_the_date_rule_ignores_the_number_of_supplement_requests():
+    due = T0 + 10 * DAY
+    steps = [(received(due), T0), (REQUESTED, T0 + DAY), (RESUMED, T0 + 2 * DAY)]
+    steps += [(REQUESTED, T0 + 3 * DAY), (RESUMED, T0 + 4 * DAY), (resolved(), T0 + 5 * DAY)]
+    state = run(steps)
+    assert state.resolved_on_time() is False and state.resolved_on_time_by_date() is True

@@ -10,7 +10,7 @@ from infra.migrate import reference_units
 from schemas.envelope import ValidEvent, validate_event
 from schemas.events.usage import AppointmentBooked
 from schemas.sectors import Sector
-from schemas.units import Unit, UnitRegistry, local_date
+from services.core.units import Unit, UnitRegistry, local_date
 
 REGISTRY = UnitRegistry.from_units(reference_units())
 

@@ -8,15 +8,15 @@ from hypothesis import strategies as st
 
 from schemas.kpi import KpiDefinition, load_registry
 from schemas.metrics import ALL_METRICS, PROCESSING_HOURS_BUCKETS
-from services.kpi_api.domain.formulas import (
+from services.core.kpis.formulas import (
     KpiValue,
-    composite_score,
     counters_of,
     evaluate,
     histogram_metrics,
     quantile_hours,
     rank,
 )
+from services.core.kpis.score import composite_score
 
 REGISTRY = load_registry()
 KPI = {k.id: k for k in REGISTRY.kpis}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from infra.migrate import reference_units
 from schemas.envelope import batch_is_valid, validate_event
 from schemas.sectors import Sector
-from schemas.units import UnitRegistry
+from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, UnitChecks, prepare, prepare_valid_batch
 from services.runtime.auth import Principal
 from services.simulator.generator import SectorSystems

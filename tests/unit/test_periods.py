@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.kpi_api.domain.periods import (
+from services.core.calendar import (
     GRANULARITIES,
     VN,
     buckets,

@@ -1,5 +1,5 @@
-"""Project snapshots (latest event time wins, schedule status) and the counter rules of
-stateless events (services/aggregator/domain/projects.py, rules.py)."""
+"""Project snapshots (latest event time wins, schedule status, snapshot counters) and the
+counter rules of stateless usage events (services/core/kpis/projects.py, usage.py)."""
 
 import datetime as dt
 
@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import documents, usage
+from schemas.events import usage
 from schemas.events.catalogue import ALL_MODELS
+from schemas.events.documents import DOCUMENT_EVENTS
 from schemas.events.dossiers import DOSSIER_EVENTS, DossierResolved
 from schemas.events.projects import PROJECT_EVENTS, PROJECT_STAGES, ProjectProgressReported, ProjectStageChanged
 from schemas.metrics import METRICS
-from services.aggregator.domain import projects
-from services.aggregator.domain.rules import RULES
+from services.core.kpis import projects
+from services.core.kpis.usage import RULES
 
 T0 = dt.datetime(2025, 3, 1, 8, tzinfo=dt.UTC)
 PID = "PRJ-2025-01"
@@ -148,16 +149,12 @@ def counters(data) -> dict[str, int]:
 
 
 def test_every_stateless_event_type_has_a_rule_and_stateful_ones_do_not():
-    stateful = set(DOSSIER_EVENTS) | set(PROJECT_EVENTS)
+    stateful = set(DOSSIER_EVENTS) | set(PROJECT_EVENTS) | set(DOCUMENT_EVENTS)
     assert set(RULES) == set(ALL_MODELS) - stateful
 
 
 def test_rules_only_name_known_counters():
     samples = {
-        documents.IncomingDocumentRegistered: dict(
-            document_id="D1", received_electronically=True, processed_on_system=False
-        ),
-        documents.OutgoingDocumentIssued: dict(document_id="D2", agency_signed=True, personal_signed=False),
         usage.EnrolmentApplied: dict(channel="app", level="primary"),
         usage.ElearningSessionCompleted: dict(minutes=1.5),
         usage.SchoolFeePaid: dict(method="qr"),
@@ -246,16 +243,6 @@ def test_rules_only_name_known_counters():
         (usage.EntryScanned(site_id="S1", count=7), {"entry.visits": 7}),
         (usage.LibraryLoanRecorded(format="electronic"), {"library.loans": 1, "library.loans.electronic": 1}),
         (usage.LibraryLoanRecorded(format="physical"), {"library.loans": 1, "library.loans.electronic": 0}),
-        (
-            documents.IncomingDocumentRegistered(
-                document_id="D1", received_electronically=True, processed_on_system=False
-            ),
-            {"document.incoming": 1, "document.incoming.on_system": 0, "document.incoming.electronic": 1},
-        ),
-        (
-            documents.OutgoingDocumentIssued(document_id="D1", agency_signed=False, personal_signed=True),
-            {"document.outgoing": 1, "document.outgoing.agency_signed": 0, "document.outgoing.personal_signed": 1},
-        ),
     ],
 )
 def test_rule_counters(data, expected):

@@ -1,19 +1,23 @@
 """Decode one Kafka record (CloudEvents Kafka binding, binary content mode) into an event.
 
-A record that cannot be decoded, has an unknown type, an invalid payload or a unit the
-registry does not know is *poison*: it is returned as :class:`Poison` with the reason, and
-the caller sends it to the dead-letter topic. Nothing here raises on bad input.
+A record that cannot be decoded, has an unknown type, an invalid payload, a type of another
+sector than its topic's, or a unit the registry does not know at the event's time is
+*poison*: it is returned as :class:`Poison` with the reason, and the caller sends it to the
+dead-letter topic. Nothing here raises on bad input.
 """
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from schemas.binding import REQUIRED_HEADERS
 from schemas.events import EventSpec, spec_for
 from schemas.events.base import EventData
-from schemas.units import UnitRegistry
+from services.core.calendar import day_number, hour_number
+from services.core.units import UnitRegistry
 
 Headers = list[tuple[str, bytes]]
 
@@ -51,6 +55,7 @@ class Decoded:
 class Poison:
     record: Record
     reason: str
+    unit_problem: bool = False  # the unit was unknown or not valid: a newer registry may know it
 
 
 def event_key(source: str, id_: str) -> bytes:
@@ -63,14 +68,16 @@ def _header_map(headers: Headers | None) -> dict[str, bytes]:
 
 
 class Decoder:
-    """Decodes records against the event catalogue and a unit registry.
+    """Decodes records against the event catalogue and the current unit registry.
 
-    Unit validity is checked per (unit, local day) once and remembered, which keeps the
-    check off the per-event cost.
+    ``registry`` returns the registry to use now (it may be reloaded while the aggregator
+    runs). Unit validity is checked per (unit, local day) once and remembered while the
+    registry stays the same, which keeps the check off the per-event cost.
     """
 
-    def __init__(self, registry: UnitRegistry) -> None:
+    def __init__(self, registry: Callable[[], UnitRegistry]) -> None:
         self.registry = registry
+        self._checked_against: UnitRegistry | None = None
         self._unit_checks: dict[tuple[str, int], str | None] = {}
 
     def decode(self, record: Record) -> Decoded | Poison:
@@ -90,7 +97,7 @@ class Decoder:
                 h["ce_unit"],
             )
         except KeyError:
-            missing = [n for n in ("ce_id", "ce_source", "ce_type", "ce_time", "ce_unit") if n not in h]
+            missing = [n for n in REQUIRED_HEADERS if n not in h]
             return Poison(record, f"missing CloudEvents headers: {', '.join(missing)}")
         if h.get("ce_specversion") != b"1.0":
             return Poison(record, "ce_specversion must be 1.0")
@@ -98,14 +105,18 @@ class Decoder:
         spec = spec_for(type_)
         if spec is None:
             return Poison(record, f"unknown event type {type_!r}")
+        if not record.topic.endswith(spec.topic_suffix):
+            return Poison(
+                record, f"type {type_!r} belongs to sector {spec.sector.value!r}, not to topic {record.topic!r}"
+            )
         time = dt.datetime.fromisoformat(time_b.decode())
         if time.tzinfo is None:
             return Poison(record, "ce_time has no time zone offset")
         unit = unit_b.decode()
-        hour = int(time.timestamp()) // 3600
+        hour = hour_number(time)
         problem = self._unit_problem(unit, time, hour)
         if problem is not None:
-            return Poison(record, problem)
+            return Poison(record, problem, unit_problem=True)
         if record.value is None:
             return Poison(record, "record has no value (data)")
         try:
@@ -131,11 +142,14 @@ class Decoder:
         )
 
     def _unit_problem(self, unit: str, time: dt.datetime, hour: int) -> str | None:
-        day = (hour + 7) // 24  # Vietnam's local day number: UTC+7, no daylight saving
-        cache_key = (unit, day)
+        registry = self.registry()
+        if registry is not self._checked_against:  # reloaded: what was known may have changed
+            self._unit_checks.clear()
+            self._checked_against = registry
+        cache_key = (unit, day_number(hour))
         if cache_key not in self._unit_checks:
             if len(self._unit_checks) > 100_000:
                 self._unit_checks.clear()
-            problem = self.registry.check(unit, time)
+            problem = registry.check(unit, time)
             self._unit_checks[cache_key] = problem[1] if problem else None
         return self._unit_checks[cache_key]

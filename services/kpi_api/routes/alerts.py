@@ -10,10 +10,10 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
 from schemas.alerts_api import AcknowledgeRequest, AlertListPublic, AlertPublic
-from services.alerts.store import AlertStore
 from services.kpi_api.deps import ContextDep, Operator, OperatorDep, now
 from services.kpi_api.http import decode_cursor, encode_cursor, respond
 from services.kpi_api.routes.kpis import Limit
+from services.readmodels.alerts import AlertStore
 from services.runtime.auth import audit
 from services.runtime.problems import PROBLEM_MEDIA_TYPE, InvalidQuery, NotFound, ServiceError, problem_responses
 

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from schemas.kpi_api import KpiListPublic, KpiPublic, RankingPublic, SeriesPublic
+from services.core.calendar import Granularity
 from services.kpi_api.deps import ContextDep, OperatorDep, now
-from services.kpi_api.domain.periods import Granularity
 from services.kpi_api.http import page, respond
-from services.kpi_api.service import Period, formula_text
+from services.kpi_api.service import note_of
+from services.readmodels.kpis import Period
 from services.runtime.problems import problem_responses
 
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=problem_responses(401, 403, 404, 422, 429, 503))
@@ -20,7 +21,7 @@ From = Annotated[
 ]
 To = Annotated[dt.datetime | None, Query(description="End (exclusive), ISO 8601; default: end of today")]
 Sector = Annotated[
-    str | None, Query(pattern="^(education|health|transport|culture)$", description="Default: all sectors")
+    str | None, Query(pattern="^(education|health|transport|culture|general)$", description="Default: all sectors")
 ]
 Level = Annotated[str, Query(pattern="^(province|district|commune)$")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -35,7 +36,9 @@ async def list_kpis(request: Request, ctx: ContextDep, _op: OperatorDep) -> Resp
             name_en=k.name_en,
             description=k.description,
             kind=k.kind,
-            formula=formula_text(k),
+            basis=k.basis,
+            formula=k.formula(),
+            computed_in=k.computed_in,
             unit=k.unit,
             direction=k.direction,
             target=k.target,
@@ -80,6 +83,7 @@ async def series(
             "granularity": granularity,
             "from": points[0].start if points else period.start,
             "to": points[-1].end if points else period.end,
+            "note": note_of(definition, "series"),
             "items": points,
         }
     )
@@ -116,6 +120,7 @@ async def ranking(
             "previous_from": previous.start,
             "previous_to": previous.end,
             "ranked_units": ranked,
+            "note": note_of(definition, "previous"),
             "items": items,
             "next_cursor": nxt,
         }

@@ -10,6 +10,7 @@ from schemas.kpi_api import OverduePublic, ProjectsPublic
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import decode_cursor, encode_cursor, page, respond
 from services.kpi_api.routes.kpis import Limit
+from services.readmodels.counters import NO_DUE
 from services.runtime.problems import InvalidQuery, problem_responses
 
 router = APIRouter(tags=["operations"], responses=problem_responses(401, 403, 404, 422, 429, 503))
@@ -38,7 +39,8 @@ async def overdue(
             raise InvalidQuery("invalid cursor")
     at = now(ctx)
     per_unit, items = await service.overdue(code, at, after, limit)
-    nxt = encode_cursor([items[-1].due_at.isoformat(), items[-1].dossier_id]) if len(items) == limit else None
+    last = items[-1] if len(items) == limit else None
+    nxt = encode_cursor([(last.due_at or NO_DUE).isoformat(), last.dossier_id]) if last else None
     payload = OverduePublic(unit=code, as_of=at, per_unit=per_unit, items=items, next_cursor=nxt)  # type: ignore[arg-type]
     return respond(request, payload, filename=f"overdue-{code}")
 

@@ -9,7 +9,7 @@ from schemas.kpi_api import ScorecardPublic, ScorePublic, UnitListPublic, UnitPu
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import page, respond
 from services.kpi_api.routes.kpis import From, Level, Limit, To
-from services.kpi_api.service import Period
+from services.readmodels.kpis import Period
 from services.runtime.problems import problem_responses
 
 router = APIRouter(tags=["units"], responses=problem_responses(401, 403, 404, 422, 429, 503))

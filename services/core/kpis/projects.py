@@ -1,5 +1,11 @@
-"""E-government project state. Stage and progress are snapshots: the latest by event time wins,
-so a late report never overwrites a newer one."""
+"""E-government projects: ``project_stage_counts`` and ``project_on_schedule_rate`` are
+computed here.
+
+Stage and progress are snapshots: the latest by event time wins, so a late report never
+overwrites a newer one. The two project KPIs are *snapshot* KPIs (``basis = "snapshot"`` in
+the registry): formulas over counters computed now from project state
+(:func:`snapshot_counters`), not sums of events over a period.
+"""
 
 import datetime as dt
 from dataclasses import dataclass, replace
@@ -7,6 +13,7 @@ from typing import Literal
 
 from schemas.events import projects as ev
 from schemas.events.base import EventData
+from schemas.events.projects import PROJECT_STAGES
 
 ScheduleStatus = Literal["completed", "on_schedule", "behind", "overdue", "no_report"]
 
@@ -64,3 +71,18 @@ def schedule_status(state: ProjectState, today: dt.date) -> ScheduleStatus:
     if state.percent_complete is None or state.planned_percent is None:
         return "no_report"
     return "on_schedule" if state.percent_complete >= state.planned_percent else "behind"
+
+
+def snapshot_counters(states: list[ProjectState], today: dt.date) -> dict[str, int]:
+    """The snapshot counters of a set of projects on ``today``: ``project.count``,
+    ``project.active`` (not completed), ``project.on_schedule`` (active, latest progress at or
+    above plan and not past the planned completion) and ``project.stage.<stage>``."""
+    active = [s for s in states if s.stage != "completed"]
+    out = {
+        "project.count": len(states),
+        "project.active": len(active),
+        "project.on_schedule": sum(1 for s in active if schedule_status(s, today) == "on_schedule"),
+    }
+    for stage in PROJECT_STAGES:
+        out[f"project.stage.{stage}"] = sum(1 for s in states if s.stage == stage)
+    return out

@@ -1,5 +1,6 @@
-"""PostgreSQL reads of the KPI API: summed counters per unit and period, series buckets,
-live dossier counts, overdue dossiers and projects. Parametrised SQL only."""
+"""PostgreSQL reads of counters and entities: summed counters per unit and period, series
+buckets, live dossier counts, overdue dossiers and projects. Parametrised SQL only; the
+dossier rules that run in SQL are the core's twins (``services.core.kpis.dossiers``)."""
 
 import datetime as dt
 from collections import defaultdict
@@ -8,16 +9,14 @@ from collections.abc import Iterable
 import asyncpg
 
 from schemas.metrics import LIVE_METRICS
-from services.kpi_api.domain.periods import VN, Granularity, decompose
+from services.core.calendar import VN, VN_NAME, Granularity, decompose
+from services.core.kpis.dossiers import OPEN_SQL, overdue_sql
+from services.readmodels.tables import DOSSIERS, PROJECTS
 
 Totals = dict[str, int]
 
-# An open dossier is overdue when asked for supplements more than once, or when now is past
-# its due time extended by the time it waited for supplements (a running pause included).
-# Must agree with services.aggregator.domain.dossiers.DossierState.overdue_at (a test checks).
-OVERDUE_SQL = """(d.supplement_count > 1 OR $NOW > d.due_at + make_interval(secs =>
-    d.paused_seconds + CASE WHEN d.pause_started_at IS NULL THEN 0
-                            ELSE GREATEST(0, EXTRACT(EPOCH FROM ($NOW - d.pause_started_at))) END))"""
+# Where a dossier without a due time sorts among overdue dossiers (and in paging cursors).
+NO_DUE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
 _TOTALS_SQL = """
 SELECT unit_code, metric, sum(value)::int8 AS value FROM (
@@ -125,10 +124,10 @@ class KpiStore:
             for code in codes:
                 owners[code].append(unit)
         rows = await conn.fetch(
-            f"""SELECT d.unit_code, count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$5")}) AS overdue,
+            f"""SELECT d.unit_code, count(*) FILTER (WHERE {overdue_sql("$5")}) AS overdue,
                        count(*) AS open
                 FROM dossiers d
-                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                WHERE d.unit_code = ANY($1::text[]) AND {OPEN_SQL}
                   AND d.received_at >= $2 AND d.received_at < $3 AND ($4::text IS NULL OR d.sector = $4)
                 GROUP BY d.unit_code""",
             sorted(owners),
@@ -169,11 +168,11 @@ class KpiStore:
                     out[_bucket_start(bucket)][metric] = value
             if wanted & set(LIVE_METRICS):
                 rows = await conn.fetch(
-                    f"""SELECT date_trunc($6, d.received_at AT TIME ZONE 'Asia/Ho_Chi_Minh') AS b,
-                               count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$5")}) AS overdue,
+                    f"""SELECT date_trunc($6, d.received_at AT TIME ZONE '{VN_NAME}') AS b,
+                               count(*) FILTER (WHERE {overdue_sql("$5")}) AS overdue,
                                count(*) AS open
                         FROM dossiers d
-                        WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
+                        WHERE d.unit_code = ANY($1::text[]) AND {OPEN_SQL}
                           AND d.received_at >= $2 AND d.received_at < $3
                           AND ($4::text IS NULL OR d.sector = $4)
                         GROUP BY 1""",
@@ -193,41 +192,38 @@ class KpiStore:
     async def overdue_dossiers(
         self, leaves: list[str], now: dt.datetime, after: tuple[dt.datetime, str] | None, limit: int
     ) -> list[asyncpg.Record]:
-        """Open dossiers past due now, oldest due first, keyset-paged on (due_at, dossier_id)."""
+        """Open dossiers overdue now, oldest due first (no due time last), keyset-paged on
+        (due time or :data:`NO_DUE`, dossier id)."""
         return await self.pool.fetch(
-            f"""SELECT d.dossier_id, d.sector, d.unit_code, d.procedure_code, d.channel,
-                       d.received_at, d.due_at, d.supplement_count, d.paused_seconds,
-                       d.pause_started_at
+            f"""SELECT {DOSSIERS.select_list}
                 FROM dossiers d
-                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
-                  AND d.received_at IS NOT NULL AND {OVERDUE_SQL.replace("$NOW", "$2")}
-                  AND ($3::timestamptz IS NULL OR (d.due_at, d.dossier_id) > ($3, $4))
-                ORDER BY d.due_at, d.dossier_id LIMIT $5""",
+                WHERE d.unit_code = ANY($1::text[]) AND {OPEN_SQL} AND {overdue_sql("$2")}
+                  AND ($3::timestamptz IS NULL OR (COALESCE(d.due_at, $6), d.dossier_id) > ($3, $4))
+                ORDER BY COALESCE(d.due_at, $6), d.dossier_id LIMIT $5""",
             leaves,
             now,
             after[0] if after else None,
             after[1] if after else "",
             limit,
+            NO_DUE,
         )
 
     async def overdue_counts(self, leaves: list[str], now: dt.datetime) -> dict[str, tuple[int, int]]:
         """Per leaf unit: (open dossiers, of which overdue)."""
         rows = await self.pool.fetch(
             f"""SELECT d.unit_code, count(*) AS open,
-                       count(*) FILTER (WHERE {OVERDUE_SQL.replace("$NOW", "$2")}) AS overdue
+                       count(*) FILTER (WHERE {overdue_sql("$2")}) AS overdue
                 FROM dossiers d
-                WHERE d.unit_code = ANY($1::text[]) AND d.resolved_at IS NULL
-                  AND d.received_at IS NOT NULL
+                WHERE d.unit_code = ANY($1::text[]) AND {OPEN_SQL}
                 GROUP BY d.unit_code""",
             leaves,
             now,
         )
         return {r["unit_code"]: (r["open"], r["overdue"]) for r in rows}
 
-    async def projects(self, leaves: list[str], stage: str | None) -> list[asyncpg.Record]:
+    async def projects(self, leaves: list[str], stage: str | None = None) -> list[asyncpg.Record]:
         return await self.pool.fetch(
-            """SELECT project_id, sector, unit_code, title, stage, stage_changed_at,
-                      planned_completion, percent_complete, planned_percent, progress_reported_at
+            f"""SELECT {PROJECTS.select_list}
                FROM projects WHERE unit_code = ANY($1::text[]) AND ($2::text IS NULL OR stage = $2)
                ORDER BY project_id""",
             leaves,

@@ -62,3 +62,11 @@ def step(state: AlertState, value: float | None, thresholds: Thresholds) -> Step
     if state is AlertState.OPEN and thresholds.is_green(value):
         return Step(AlertState.CLOSED, Action.CLOSE)
     return Step(state, Action.NONE)
+
+
+def judged_value(value: float | None, denominator: float | None, min_denominator: float) -> float | None:
+    """The value a threshold rule judges: none (no judgement) when its ratio rests on fewer
+    than ``min_denominator`` events - too few to open or close an alert on."""
+    if denominator is not None and denominator < min_denominator:
+        return None
+    return value

@@ -1,35 +1,23 @@
-"""Counter rules of stateless events: which counters one event adds to, and by how much.
+"""Sector service usage: the education, health, transport and culture KPIs are computed here
+(``online_enrolment_rate``, ``elearning_minutes``, ``cashless_fee_rate``,
+``online_booking_rate``, ``chip_id_checkin_rate``, ``emr_rate``, ``telemedicine_per_100k``,
+``ridership``, ``on_time_performance``, ``cashless_fare_rate``, ``eticket_rate``,
+``visits``, ``library_loans`` and the usage part of ``digital_take_up``).
 
-Dossier and project events are stateful and handled in ``dossiers``/``projects``.
+Usage events are stateless: each adds to counters in its own event hour, by the rule of its
+type. Dossiers, documents and projects are entities (``dossiers``, ``documents``,
+``projects``).
 """
 
 from collections.abc import Callable
 
-from schemas.events import base, documents, usage
+from schemas.events import base, usage
 from schemas.events.base import EventData
 
 Contribution = tuple[tuple[str, int], ...]
 Rule = Callable[[EventData], Contribution]
 
 _DIGITAL = base.DIGITAL_CHANNELS
-
-
-def _incoming(d: EventData) -> Contribution:
-    assert isinstance(d, documents.IncomingDocumentRegistered)
-    return (
-        ("document.incoming", 1),
-        ("document.incoming.on_system", int(d.processed_on_system)),
-        ("document.incoming.electronic", int(d.received_electronically)),
-    )
-
-
-def _outgoing(d: EventData) -> Contribution:
-    assert isinstance(d, documents.OutgoingDocumentIssued)
-    return (
-        ("document.outgoing", 1),
-        ("document.outgoing.agency_signed", int(d.agency_signed)),
-        ("document.outgoing.personal_signed", int(d.personal_signed)),
-    )
 
 
 def _enrolment(d: EventData) -> Contribution:
@@ -98,8 +86,6 @@ def _loan(d: EventData) -> Contribution:
 
 
 RULES: dict[type[EventData], Rule] = {
-    documents.IncomingDocumentRegistered: _incoming,
-    documents.OutgoingDocumentIssued: _outgoing,
     usage.EnrolmentApplied: _enrolment,
     usage.ElearningSessionCompleted: _elearning,
     usage.SchoolFeePaid: _school_fee,

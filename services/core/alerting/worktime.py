@@ -13,9 +13,9 @@ Laws (tested with hypothesis):
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
+from services.core.calendar import VN
+
 Interval = tuple[dt.time, dt.time]
 
 OFFICE_HOURS: tuple[Interval, ...] = ((dt.time(7, 30), dt.time(11, 30)), (dt.time(13, 30), dt.time(17, 0)))

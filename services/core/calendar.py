@@ -1,9 +1,11 @@
-"""Calendar arithmetic in Asia/Ho_Chi_Minh: series buckets and period decomposition.
+"""Time in Vietnam: the one time zone, event-hour numbers, series buckets and periods.
 
-Counters exist at three grains (UTC hour, local day, local month). A period is answered by
-reading the coarsest grain that fits: whole months from the monthly table, whole days at
-the edges from the daily table, and leftover hours from the hourly table. The number of
-rows read is therefore bounded by the shape of the period, not by its length.
+Vietnam keeps UTC+7 all year (no daylight saving), so an event's UTC hour is also a local
+hour, and its local day is ``(hour + 7) // 24``. Counters exist at three grains (UTC hour,
+local day, local month). A period is answered by reading the coarsest grain that fits:
+whole months from the monthly table, whole days at the edges from the daily table, and
+leftover hours from the hourly table. The number of rows read is therefore bounded by the
+shape of the period, not by its length.
 """
 
 import datetime as dt
@@ -12,6 +14,31 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
+VN_NAME = "Asia/Ho_Chi_Minh"  # the same zone, for SQL (AT TIME ZONE)
+VN_OFFSET = dt.timedelta(hours=7)
+EPOCH_DAY = dt.date(1970, 1, 1)
+
+
+def local_date(moment: dt.datetime) -> dt.date:
+    """The calendar date in Vietnam of an aware datetime."""
+    return (moment.astimezone(dt.UTC) + VN_OFFSET).date()
+
+
+def hour_number(moment: dt.datetime) -> int:
+    """Hours since the epoch (UTC) of an aware datetime: the key of an hourly counter."""
+    return int(moment.timestamp()) // 3600
+
+
+def day_number(hour: int) -> int:
+    """Vietnam's local day number (days since 1970-01-01) of an hour number."""
+    return (hour + 7) // 24
+
+
+def day_of_hour(hour: int) -> dt.date:
+    """Vietnam's local calendar day of an hour number."""
+    return EPOCH_DAY + dt.timedelta(days=day_number(hour))
+
+
 Granularity = Literal["hour", "day", "week", "month", "quarter", "year"]
 GRANULARITIES: tuple[Granularity, ...] = ("hour", "day", "week", "month", "quarter", "year")
 

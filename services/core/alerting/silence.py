@@ -13,8 +13,8 @@ weekends and holidays never count.
 import datetime as dt
 from dataclasses import dataclass
 
-from services.alerts.domain.threshold import Action, AlertState, Step
-from services.alerts.domain.worktime import Calendar
+from services.core.alerting.threshold import Action, AlertState, Step
+from services.core.alerting.worktime import Calendar
 
 
 @dataclass(frozen=True, slots=True)

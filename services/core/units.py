@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from services.core.calendar import local_date
+
 UnitKind = Literal["province", "city", "town", "district", "ward", "commune", "township"]
 
 # Level in the hierarchy by kind: 1 province, 2 district level, 3 commune level.
@@ -26,8 +28,6 @@ LEVEL_OF_KIND: dict[str, int] = {
     "township": 3,
 }
 LEVEL_NAMES: dict[str, int] = {"province": 1, "district": 2, "commune": 3}
-
-VN_TZ_OFFSET = dt.timedelta(hours=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,6 @@ class Unit:
         if self.valid_from is not None and day < self.valid_from:
             return False
         return not (self.valid_to is not None and day > self.valid_to)
-
-
-def local_date(moment: dt.datetime) -> dt.date:
-    """The calendar date in Vietnam (UTC+7, no daylight saving) of an aware datetime."""
-    return (moment.astimezone(dt.UTC) + VN_TZ_OFFSET).date()
 
 
 @dataclass(slots=True)
@@ -100,7 +95,7 @@ class UnitRegistry:
             )
         return None
 
-    def lineage(self, code: str) -> tuple[str, ...]:
+    def lineage(self, code: str, day: dt.date | None = None) -> tuple[str, ...]:
         """The unit and its ancestors, nearest first (``('390', '38')``)."""
         out: list[str] = []
         current: str | None = code
