@@ -66,6 +66,6 @@ USER 10001:10001
 
 # kpi_api 8000; education 8101, health 8102, transport 8103, culture 8104;
 # aggregator 8105 (health and metrics); alerts 8106 (defaults of the settings classes).
-EXPOSE 8000 8101 8102 8103 8104 8105 8106
+EXPOSE 8000 8101 8102 8103 8104 8105 8106 8107
 
 CMD ["smartcity", "--help"]

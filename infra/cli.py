@@ -5,6 +5,7 @@ Reads ``DATABASE_URL`` and ``KAFKA_*`` like the services do.
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -12,12 +13,15 @@ import typer
 
 from infra.migrate import migrate as run_migrations
 from infra.topics import provision_topics
+from services.connectors.mappings import KINDS, MappingFileError
 from services.runtime.auth import create_key, list_keys, revoke_key
 from services.runtime.settings import DatabaseSettings, KafkaSettings
 
 app = typer.Typer(help="Operate the Thanh Hoa smart-city KPI backend.", no_args_is_help=True)
-keys = typer.Typer(help="API keys of sector systems and operators.", no_args_is_help=True)
+keys = typer.Typer(help="API keys of sector systems, connectors and operators.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+mappings = typer.Typer(help="The connectors' mappings: procedure fields, organs, agencies, facilities.")
+app.add_typer(mappings, name="mappings")
 
 
 def _dsn() -> str:
@@ -60,17 +64,47 @@ def rebuild(
         raise typer.Exit(1)
 
 
+@mappings.command("load")
+def mappings_load(
+    path: Annotated[str, typer.Argument(help="A mapping CSV file, or a folder of <kind>.csv files.")],
+    kind: Annotated[str | None, typer.Option(help="The file's kind (a file only): " + ", ".join(KINDS))] = None,
+) -> None:
+    """Replace a kind of mapping with a file's rows (or every kind with a folder's files), in one
+    transaction per kind; a row naming a unit the registry does not know refuses the file."""
+    from services.connectors.adapters.mapping_store import load_directory, load_mappings
+
+    folder = Path(path).is_dir()
+
+    async def run() -> dict[str, int]:
+        conn = await asyncpg.connect(_dsn())
+        try:
+            if folder:
+                return await load_directory(conn, path)
+            if kind is None:
+                raise typer.BadParameter("--kind is needed for a file: " + ", ".join(KINDS))
+            return {kind: await load_mappings(conn, kind, path)}
+        finally:
+            await conn.close()
+
+    try:
+        loaded = asyncio.run(run())
+    except MappingFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("; ".join(f"{k}: {n} rows" for k, n in loaded.items()) or "nothing to load")
+
+
 @keys.command("create")
 def keys_create(
-    kind: Annotated[str, typer.Option(help="ingest or operator")],
+    kind: Annotated[str, typer.Option(help="ingest, operator or connector")],
     label: Annotated[str, typer.Option(help="Who holds the key (system or person role).")],
     sector: Annotated[str | None, typer.Option(help="ingest: the sector it sends")] = None,
-    unit: Annotated[list[str] | None, typer.Option(help="ingest: a unit it may send for (repeat); default all")] = None,
+    unit: Annotated[list[str] | None, typer.Option(help="ingest, connector: a unit it may send for (repeat)")] = None,
     scope: Annotated[str | None, typer.Option(help="operator: unit code it may read")] = None,
 ) -> None:
     """Create a key and print it once; only its salted hash is stored."""
-    if kind not in ("ingest", "operator"):
-        raise typer.BadParameter("kind must be 'ingest' or 'operator'")
+    if kind not in ("ingest", "operator", "connector"):
+        raise typer.BadParameter("kind must be 'ingest', 'operator' or 'connector'")
     if kind == "ingest" and sector not in ("education", "health", "transport", "culture"):
         raise typer.BadParameter("an ingest key needs --sector education|health|transport|culture")
     if kind == "operator" and not scope:
@@ -84,7 +118,7 @@ def keys_create(
                 kind=kind,
                 label=label,
                 sector=sector if kind == "ingest" else None,  # type: ignore[arg-type]
-                units=unit or None if kind == "ingest" else None,
+                units=unit or None if kind in ("ingest", "connector") else None,
                 scope_unit=scope if kind == "operator" else None,
             )
             return issued.key

@@ -95,6 +95,7 @@ SERVICES: tuple[tuple[str, str, int | None], ...] = (
     ("aggregator", "services.aggregator", 8105),
     ("kpi_api", "services.kpi_api", 8000),
     ("alerts", "services.alerts", 8106),
+    ("connectors", "services.connectors", 8107),
 )
 
 
@@ -129,7 +130,20 @@ class Stack:
             self.postgres.start()
             self.dsn = self.postgres.dsn
         asyncio.run(migrate(self.dsn))
+        asyncio.run(self.load_starter_mappings())
         self.provision()
+
+    async def load_starter_mappings(self) -> None:
+        """The connectors' illustrative starter mappings (a province loads its own)."""
+        import asyncpg
+
+        from services.connectors.adapters.mapping_store import load_directory
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await load_directory(conn, ROOT / "infra" / "reference" / "connectors")
+        finally:
+            await conn.close()
 
     def provision(self) -> None:
         provision_topics(KafkaSettings(bootstrap_servers=self.bootstrap))
@@ -167,7 +181,8 @@ class Stack:
                     issued = await create_key(conn, kind="ingest", label=f"dev:{sector}", sector=sector, actor="stack")
                     ingest[sector] = issued.key
                 operator = await create_key(conn, kind="operator", label="dev:province", scope_unit="38", actor="stack")
-                return {"ingest": ingest, "operator": {"province": operator.key}}
+                connector = await create_key(conn, kind="connector", label="dev:connectors", actor="stack")
+                return {"ingest": ingest, "operator": {"province": operator.key}, "connector": connector.key}
             finally:
                 await conn.close()
 

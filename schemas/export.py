@@ -18,6 +18,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from schemas import SCHEMA_MAJOR_VERSION
+from schemas.binding import OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 from schemas.envelope import CloudEventEnvelope
 from schemas.events import EVENT_SPECS, EventSpec, specs_of_sector
 from schemas.sectors import INGEST_SECTORS, SECTORS
@@ -42,12 +43,13 @@ OPENAPI_APPS: tuple[tuple[str, str], ...] = (
     ("transport", "services.transport.app"),
     ("culture", "services.culture.app"),
     ("kpi_api", "services.kpi_api.app"),
+    ("connectors", "services.connectors.app"),
 )
 
-# CloudEvents Kafka binding, binary content mode, as services.ingest.pipeline.kafka_headers
-# writes it (a unit test keeps the two equal): ce_<attribute> headers plus content-type.
-REQUIRED_HEADERS: tuple[str, ...] = ("specversion", "id", "source", "type", "time", "unit")
-OPTIONAL_HEADERS: tuple[str, ...] = ("subject", "dataschema", "traceparent", "tracestate")
+# CloudEvents Kafka binding, binary content mode (schemas/binding.py): ce_<attribute> headers
+# plus content-type.
+REQUIRED_HEADERS: tuple[str, ...] = REQUIRED_ATTRIBUTES
+OPTIONAL_HEADERS: tuple[str, ...] = OPTIONAL_ATTRIBUTES
 
 
 def render(document: JSON) -> str:

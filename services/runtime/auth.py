@@ -21,7 +21,7 @@ import orjson
 from services.runtime.db import UNAVAILABLE_ERRORS
 from services.runtime.problems import Unauthenticated, Unavailable
 
-KeyKind = Literal["ingest", "operator"]
+KeyKind = Literal["ingest", "operator", "connector"]  # connector: every sector topic (services/connectors)
 _PREFIX = "sck"
 
 
@@ -33,7 +33,7 @@ class Principal:
     kind: KeyKind
     label: str
     sector: str | None = None
-    units: frozenset[str] | None = None  # ingest: None means every unit
+    units: frozenset[str] | None = None  # ingest, connector: None means every unit
     scope_unit: str | None = None  # operator: the unit whose subtree it may read
 
 
