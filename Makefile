@@ -9,11 +9,13 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: install browser run test test-unit test-integration test-e2e test-full lint typecheck schemas bench clean
 
+# setuptools tells every editable install that it is one ("Editable installation."): noise.
 $(STAMP):
+	@echo "installing the project into $(VENV) (pyproject.toml or constraints.txt changed)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@rm -f $(VENV)/.installed-*
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@$(PY) -m pip install -q --upgrade pip
+	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)

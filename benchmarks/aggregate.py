@@ -212,13 +212,12 @@ def faust_worker() -> None:
 
     import faust
 
-    from infra.migrate import reference_units
+    from infra.migrate import reference_registry
     from services.aggregator.adapters.postgres import PgCounterStore
     from services.aggregator.domain.batch import Batch
     from services.aggregator.domain.decode import Decoder, Record
     from services.aggregator.domain.fold import registry_lineage
     from services.aggregator.flush import count_batch
-    from services.core.units import UnitRegistry
 
     cfg = json.loads(os.environ["BENCH_FAUST"])
     app = faust.App(
@@ -236,7 +235,7 @@ def faust_worker() -> None:
         datadir=cfg["datadir"],  # faust otherwise leaves <app_id>-data/ in the working directory
     )
     topic = app.topic(*cfg["topics"], value_type=bytes, key_type=bytes)
-    registry = UnitRegistry.from_units(reference_units())
+    registry = reference_registry()
     lineage = registry_lineage(registry)
     progress = open(cfg["progress"], "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 

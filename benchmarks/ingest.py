@@ -191,13 +191,12 @@ async def durable_producer_run(settings: Any, messages: list[Any], batch: int, c
 
 def prepared_messages(events: list[dict[str, Any]], sector: str, topic: str) -> list[Any]:
     """Kafka messages exactly as the service builds them (``services.ingest.pipeline``)."""
-    from infra.migrate import reference_units
+    from infra.migrate import reference_registry
     from schemas.sectors import Sector
-    from services.core.units import UnitRegistry
     from services.ingest.pipeline import Prepared, prepare
     from services.runtime.auth import Principal
 
-    registry = UnitRegistry.from_units(reference_units())
+    registry = reference_registry()
     principal = Principal(key_id="bench", kind="ingest", label="bench", sector=sector)
     outcomes = prepare(events, sector=Sector(sector), registry=registry, principal=principal, topic=topic)
     rejected = [o for o in outcomes if not isinstance(o, Prepared)]

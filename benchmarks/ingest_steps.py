@@ -34,11 +34,10 @@ import orjson
 from confluent_kafka import Producer
 
 from benchmarks.support import git_state, sector_events
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 from infra.processes import free_port
 from schemas.envelope import batch_is_valid
 from schemas.sectors import Sector
-from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, UnitChecks, prepare_valid_batch
 from services.runtime.auth import Principal
 from services.runtime.serve import tune_gc
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     sector = Sector(args.sector)
     body = orjson.dumps(sector_events(args.sector, args.batch, args.seed))
-    checks = UnitChecks(UnitRegistry.from_units(reference_units()))
+    checks = UnitChecks(reference_registry())
     principal = Principal(key_id="bench", kind="ingest", label="bench", sector=args.sector)
     raws = orjson.loads(body)
     prepared = prepare_valid_batch(raws, sector=sector, checks=checks, principal=principal, topic="bench")

@@ -1,38 +1,32 @@
-"""KPI API query latency at 1x, 4x and 16x counter volume, against a naive hourly-only SQL.
+"""KPI API query latency at commune scale, 1x, 4x and 16x counter volume, against a naive
+hourly-only SQL.
 
 ``python -m benchmarks.kpi_queries`` starts the embedded PostgreSQL (or uses
-``--database-url``) and for each volume builds a FRESH database with two years of counters
-(local 2023-07-01 .. 2025-07-01), served by the KPI API as a real process (``python -m
-services.kpi_api``, real HTTP, a province operator key, rate limit lifted, clock at
-2025-06-30 12:00 local).
+``--database-url``) and for each volume builds a FRESH database holding Thanh Hóa's real unit
+registry (the reference files: 27 districts and 548 communes until 2025-06-30, 166 communes
+and wards from 2025-07-01) and two years of counters (local 2024-12-01 .. 2026-12-01, across
+the reform), served by the KPI API as a real process (``python -m services.kpi_api``, real
+HTTP, a province operator key, rate limit lifted, clock at 2026-11-30 12:00 local).
 
-Volume. Counters exist per *leaf unit* (the unit events name) and for every ancestor, at
-UTC hour, local day and local month grain, as the aggregator writes them.
-- 1x: the 27 district-level units are the leaves: 28 units with counters (+ province);
-- 4x: 3 communes (level 3, 5-digit codes, parent = a district) per district are the
-  leaves: 81 + 27 + 1 = 109 units; 16x: 15 per district: 405 + 27 + 1 = 433 units.
-Every leaf is as busy as a 1x district, so rows grow ~4x and ~16x (exact counts reported).
-Hourly leaf counts follow the simulator (its sector mix and freqs, office/transport/museum
-hours, unit profiles: digital, on-time, signed, cashless shares) at ``--events-per-hour``
-for the 27 districts together - default 300, a quiet province: the simulator's 20 000 would
-make 1x ~18 M hourly rows and 16x ~300 M, beyond this machine. Counts: Poisson (Binomial(8,
-rate/8) below 8, else normal), derived counters by thinning (online <= received, paid <=
-fee required, cumulative processing-time histogram...); the 47 stored counters the KPIs
-read, zeros never written. Districts = sums of their communes, province = sum of the
-districts, days and months = sums of hours in Asia/Ho_Chi_Minh - by construction (INSERT
-... SELECT ... GROUP BY, days/months in time order like the aggregator appends them). The
-draws (~200 M at 16x) run inside PostgreSQL (no numpy here); units, dossiers (open ones
-feed the live counters) and projects go in with ``copy_records_to_table``. Unless
-``--cold``, the day/month tables and keys are pre-read into the OS cache (pg_prewarm).
+Volume. Counters exist per *leaf unit* (the communes events name: the old communes before
+2025-07-01, the new ones after) and for every ancestor it had that day (district, province),
+at UTC hour, local day and local month grain, as the aggregator writes them. Hourly leaf
+counts follow the simulator's sector mix and hours and a per-commune profile (the founding
+article's leading and lagging districts) at ``--events-per-hour`` for the whole province at
+1x (default 300, a quiet province) and 4x and 16x that rate; each commune's share is its
+population's. Counts: Poisson (Binomial(8, rate/8) below 8, else normal), derived counters
+by thinning; zeros never written. Districts and the province = sums of their communes on
+each day, days and months = sums of hours - by construction (INSERT ... SELECT ... GROUP BY).
 
 Questions: a fixed random mix (``--seed``), ``--requests`` per kind after ``--warmup``:
-series (daily over 90 days, monthly over 2 years; province or a district), ranking
-(district level, and commune level from 4x; a month or 12 months), scorecard (a unit, a
-month), score (district level, a quarter); client-side latency, sequential, keep-alive.
-Baseline, same run: the same questions as naive SQL over ``counters_hourly`` only (the
-rolled-up unit rows, no day/month grain), in-process, ``--naive-requests`` per kind.
-``--variant-cmd`` runs the same mix against another command (a proposal applied from
-outside the repo) on the same database. Progress: stderr; last stdout line: one JSON object.
+series (daily over 90 days, monthly over 2 years - across the reform, so restated before it;
+the province or one of today's communes), ranking (the 166 communes of the period's last
+day, restated; or the former districts; a month or 12 months), scorecard (a commune, a
+month), score (the 166 communes, a quarter); client-side latency, sequential, keep-alive.
+Baseline, same run: the same questions as naive SQL over ``counters_hourly`` only (no
+day/month grain), in-process, ``--naive-requests`` per kind. ``--variant-cmd`` runs the same
+mix against another command on the same database. Progress: stderr; last stdout line: one
+JSON object.
 """
 
 import argparse
@@ -68,9 +62,11 @@ from benchmarks._bench_common import (
 )
 
 VN = dt.timezone(dt.timedelta(hours=7))
-START, END = dt.datetime(2023, 7, 1, tzinfo=VN), dt.datetime(2025, 7, 1, tzinfo=VN)
-NOW = dt.datetime(2025, 6, 30, 12, tzinfo=VN)
-VOLUMES = {"1x": 0, "4x": 3, "16x": 15}  # communes per district
+START, END = dt.datetime(2024, 12, 1, tzinfo=VN), dt.datetime(2026, 12, 1, tzinfo=VN)
+NOW = dt.datetime(2026, 11, 30, 12, tzinfo=VN)
+VOLUMES = {"1x": 1, "4x": 4, "16x": 16}  # event rate multiplier
+LEAD = {"390", "392", "406", "403", "402"}  # the founding article's leading districts
+LAG = {"400", "404", "395"}  # and lagging ones
 TIERS = (0.02, 0.05, 0.15, 0.30, 0.45, 0.62, 0.75, 0.86, 0.94, 0.99)  # processing <= 4h .. 720h
 HOURS = (4, 8, 24, 48, 72, 120, 168, 240, 360, 720)
 
@@ -132,6 +128,9 @@ FAMILIES += [
     ("culture", "2", [], [("library.loans", "n")]),
 ]
 # fmt: on
+FAMILY_SECTORS = ("education", "health", "transport", "culture")
+# the simulator's mix total (sum of the families' relative frequencies): rates are shares of it
+MIX_TOTAL = sum(float(f[1]) for f in FAMILIES)
 
 
 def family_sql(
@@ -152,7 +151,7 @@ def family_sql(
         f"SELECT * FROM (SELECT code, bucket, digital, on_time, signed, on_system, cashless, "
         f"(CASE WHEN lam < 8 THEN {small} ELSE {big} END)::int8 AS n FROM ("
         f"SELECT l.code, h.bucket, l.digital, l.on_time, l.signed, l.on_system, l.cashless, {rate} AS lam "
-        f"FROM bench_leaf l CROSS JOIN bench_hours h "
+        f"FROM bench_leaf l JOIN bench_hours h ON h.bucket >= l.a AND h.bucket < l.b "
         f"JOIN bench_activity a ON a.sector = '{sector}' AND a.lh = h.lh AND a.wd = h.wd) x) b WHERE n > 0"
     )
     for layer in layers:
@@ -166,50 +165,90 @@ def family_sql(
     )
 
 
-async def build(dsn: str, communes: int, per_hour: float, seed: int) -> dict[str, Any]:
-    """Units, leaf profiles, hourly leaf counters, roll-ups, days, months, dossiers, projects."""
-    from infra.migrate import reference_units
-    from services.simulator import generator
-    from services.simulator.profiles import activity, profile_for
+def leaves_of(rng: random.Random) -> list[tuple[Any, ...]]:
+    """(code, share, digital, on_time, signed, on_system, cashless, from, to) per commune: the
+    communes of each era, shares by population (old communes: their district's share, split
+    equally), profiles by the district they belong or mostly belong to."""
+    from infra.migrate import reference_registry
+    from services.core.history import main_former
 
-    rng = random.Random(seed)
-    districts = [u for u in reference_units() if u.level == 2]
-    profiles = {u.code: profile_for(u, rng) for u in districts}
-    total_weight = sum(p.weight for p in profiles.values())
+    registry = reference_registry()
+    reform = dt.date(2025, 7, 1)
+    old, new = registry.at_level(3, reform - dt.timedelta(days=1)), registry.at_level(3, reform)
+    eve = reform - dt.timedelta(days=1)
+    base_of: dict[str, float] = {}
     leaves: list[tuple[Any, ...]] = []
-    units: list[tuple[Any, ...]] = []
-    for d in districts:
-        p = profiles[d.code]
-        if not communes:
-            leaves.append((d.code, p.weight / total_weight, p.digital, p.on_time, p.signed, p.on_system, p.cashless))
-        for i in range(1, communes + 1):
-            code = f"{d.code}{i:02d}"
-            population = (d.population or 150_000) // communes
-            units.append(
-                (code, f"Xã {d.name} {i}", f"Xã {i}, {d.full_name}", "commune", 3, d.code, d.valid_to, population)
+    by_district: dict[str, list[Any]] = {}
+    for unit in old:
+        by_district.setdefault(unit.parent_on(eve) or "38", []).append(unit)
+    district_pop = {d: registry.population(registry.get(d, eve), eve) or 100_000 for d in by_district}  # type: ignore[arg-type]
+    total_old = sum(district_pop.values())
+    for district, units in sorted(by_district.items()):
+        base = (
+            rng.uniform(0.82, 0.93)
+            if district in LEAD
+            else rng.uniform(0.12, 0.25)
+            if district in LAG
+            else rng.uniform(0.45, 0.75)
+        )
+        base_of[district] = base
+        for unit in units:
+            share = district_pop[district] / total_old / len(units)
+            leaves.append((unit.code, share, *_profile(rng, base), START, dt.datetime(2025, 7, 1, tzinfo=VN)))
+    total_new = sum(u.population or 0 for u in new)
+    for unit in new:
+        former = main_former(registry, unit)
+        base = base_of.get(former.code if former else "", 0.6)
+        leaves.append(
+            (
+                unit.code,
+                (unit.population or 0) / total_new,
+                *_profile(rng, base),
+                dt.datetime(2025, 7, 1, tzinfo=VN),
+                END,
             )
-            jitter = [
-                min(0.99, max(0.01, x + rng.uniform(-0.05, 0.05)))
-                for x in (p.digital, p.on_time, p.signed, p.on_system, p.cashless)
-            ]
-            leaves.append((code, p.weight / total_weight, *jitter))
-    act = [
-        (s, h, wd, activity(s, h, wd) / generator._WEEK_ACTIVITY[s])
-        for s in generator.MIX
-        for h in range(24)
-        for wd in range(7)
-    ]
+        )
+    return leaves
+
+
+def _profile(rng: random.Random, base: float) -> tuple[float, ...]:
+    clamp = lambda x: min(0.99, max(0.01, x))  # noqa: E731
+    return (
+        clamp(base + rng.uniform(-0.08, 0.05)),
+        clamp(0.35 + base * 0.64 + rng.uniform(-0.03, 0.03)),
+        clamp(base + rng.uniform(-0.05, 0.07)),
+        clamp(base + rng.uniform(-0.05, 0.05)),
+        clamp(base * 0.8 + rng.uniform(-0.05, 0.05)),
+    )
+
+
+def activity_rows() -> list[tuple[Any, ...]]:
+    from services.simulator import profiles
+
+    hours = [(s, h, wd, profiles.activity(s, h, wd)) for s in FAMILY_SECTORS for h in range(24) for wd in range(7)]
+    weekly = {s: sum(a for (x, _h, _w, a) in hours if x == s) / 168 for s in FAMILY_SECTORS}
+    return [(s, h, wd, a / weekly[s]) for s, h, wd, a in hours]
+
+
+async def build(dsn: str, multiplier: int, per_hour: float, seed: int) -> dict[str, Any]:
+    """Leaf profiles, hourly leaf counters, roll-ups along the parents of each day, days,
+    months, dossiers, projects (the unit registry comes with the migrated database)."""
+    rng = random.Random(seed)
+    leaves = leaves_of(rng)
     conn = await asyncpg.connect(dsn)
     began = time.monotonic()
     try:
         await conn.execute("SET maintenance_work_mem = '1GB'; SET work_mem = '256MB'")
         await conn.execute(f"SELECT setseed({(seed % 1000) / 1000})")
-        if units:
-            columns = ["code", "name", "full_name", "kind", "level", "parent_code", "valid_to", "population"]
-            await conn.copy_records_to_table("units", records=units, columns=columns)
+        # the keys are dropped for the bulk load and put back exactly as the migrations made them
+        keys = await conn.fetch(
+            """SELECT conrelid::regclass::text AS tab, conname, pg_get_constraintdef(oid) AS def
+               FROM pg_constraint WHERE contype = 'p'
+                AND conrelid::regclass::text IN ('counters_hourly', 'counters_daily', 'counters_monthly')"""
+        )
         await conn.execute(
             """CREATE TABLE bench_leaf (code text, share float8, digital float8, on_time float8, signed float8,
-                                     on_system float8, cashless float8);
+                                     on_system float8, cashless float8, a timestamptz, b timestamptz);
             CREATE TABLE bench_activity (sector text, lh int, wd int, level float8);
             CREATE TABLE bench_hours AS SELECT g AS bucket,
                    extract(hour FROM g AT TIME ZONE 'Asia/Ho_Chi_Minh')::int AS lh,
@@ -222,18 +261,10 @@ async def build(dsn: str, communes: int, per_hour: float, seed: int) -> dict[str
             )
         )
         await conn.copy_records_to_table("bench_leaf", records=leaves)
-        await conn.copy_records_to_table("bench_activity", records=act)
-        mix_total = generator._MIX_TOTAL
-        await parallel(dsn, [family_sql(*f, mix_total, per_hour) for f in FAMILIES])
+        await conn.copy_records_to_table("bench_activity", records=activity_rows())
+        await parallel(dsn, [family_sql(*f, MIX_TOTAL, per_hour * multiplier) for f in FAMILIES])
         say(f"  leaf hours drawn: {time.monotonic() - began:.0f}s")
-        cols = "metric, sector, bucket, sum(value)::int8"
-        if communes:  # districts = sums of their communes
-            await conn.execute(f"""INSERT INTO counters_hourly SELECT u.parent_code, {cols}
-                FROM counters_hourly c JOIN units u ON u.code = c.unit_code WHERE u.level = 3
-                GROUP BY u.parent_code, metric, sector, bucket""")
-        await conn.execute(f"""INSERT INTO counters_hourly SELECT '38', {cols}
-            FROM counters_hourly c JOIN units u ON u.code = c.unit_code WHERE u.level = 2
-            GROUP BY metric, sector, bucket""")
+        await roll_up(conn)
         await parallel(
             dsn,
             [
@@ -247,16 +278,16 @@ async def build(dsn: str, communes: int, per_hour: float, seed: int) -> dict[str
                 date_trunc('month', bucket)::date, sum(value)::int8 FROM counters_daily GROUP BY 1, 2, 3, 4
             ORDER BY 4""")
         say(f"  roll-ups, days, months: {time.monotonic() - began:.0f}s")
-        for table in ("counters_hourly", "counters_daily", "counters_monthly"):
-            await conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY (unit_code, metric, sector, bucket)")
+        for key in keys:
+            await conn.execute(f"ALTER TABLE {key['tab']} ADD CONSTRAINT {key['conname']} {key['def']}")
         say(f"  primary keys: {time.monotonic() - began:.0f}s")
-        codes = [leaf[0] for leaf in leaves]
+        codes = sorted({leaf[0] for leaf in leaves if leaf[8] == END})  # open dossiers are at today's communes
         for table, (columns, records) in {
             "dossiers": synthetic_dossiers(rng, NOW, codes),
             "projects": synthetic_projects(rng, NOW, codes),
         }.items():
             await conn.copy_records_to_table(table, records=records, columns=columns)
-        await conn.execute("DROP TABLE bench_leaf, bench_activity, bench_hours")
+        await conn.execute("DROP TABLE bench_leaf, bench_activity, bench_hours, bench_parent")
         await conn.execute("VACUUM ANALYZE")
         say(f"  dossiers, projects, vacuum: {time.monotonic() - began:.0f}s")
         rows = {
@@ -272,6 +303,32 @@ async def build(dsn: str, communes: int, per_hour: float, seed: int) -> dict[str
     return rows
 
 
+async def roll_up(conn: asyncpg.Connection) -> None:
+    """Each leaf's hours to the district it was under that day (if any), then districts and
+    communes directly under the province to the province: the aggregator's roll-up."""
+    from infra.migrate import reference_registry
+
+    spans = [
+        (u.code, span.parent_code, span.valid_from or START.date(), span.valid_to or END.date())
+        for u in reference_registry().all_units()
+        if u.level == 3
+        for span in u.parents
+    ]
+    await conn.execute("CREATE TABLE bench_parent (code text, parent text, a date, b date)")
+    await conn.copy_records_to_table("bench_parent", records=spans)
+    cols = "metric, sector, bucket, sum(value)::int8"
+    on_day = "(c.bucket AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+    await conn.execute(f"""INSERT INTO counters_hourly SELECT p.parent, {cols}
+        FROM counters_hourly c JOIN bench_parent p ON p.code = c.unit_code AND {on_day} BETWEEN p.a AND p.b
+        WHERE p.parent <> '38' GROUP BY p.parent, metric, sector, bucket""")
+    await conn.execute(f"""INSERT INTO counters_hourly SELECT '38', {cols}
+        FROM counters_hourly c
+        WHERE length(c.unit_code) = 3
+           OR EXISTS (SELECT 1 FROM bench_parent p WHERE p.code = c.unit_code AND p.parent = '38'
+                      AND {on_day} BETWEEN p.a AND p.b)
+        GROUP BY metric, sector, bucket""")
+
+
 # -- the question mix ----------------------------------------------------------------------------
 
 # fmt: off
@@ -281,20 +338,22 @@ SERIES_KPIS = ("dossier_on_time_rate", "online_submission_rate", "avg_processing
 RANK_KPIS = (*SERIES_KPIS, "telemedicine_per_100k", "cashless_fare_rate")
 
 
-def _month(index: int) -> dt.datetime:  # index 0 = 2023-07
-    return dt.datetime(2023 + (6 + index) // 12, (6 + index) % 12 + 1, 1, tzinfo=VN)
+def _month(index: int) -> dt.datetime:  # index 0 = 2024-12
+    return dt.datetime(2024 + (11 + index) // 12, (11 + index) % 12 + 1, 1, tzinfo=VN)
 
 
-def questions(rng: random.Random, communes: int, count: int) -> dict[str, list[dict[str, Any]]]:
+def today_communes() -> list[str]:
+    from infra.migrate import reference_registry
+
+    return [u.code for u in reference_registry().at_level(3, NOW.date())]
+
+
+def questions(rng: random.Random, count: int) -> dict[str, list[dict[str, Any]]]:
     """``count`` questions per kind: path, query and a tag (series/ranking have sub-shapes)."""
-    from infra.migrate import reference_units
-
-    districts = [u.code for u in reference_units() if u.level == 2]
-    levels = ["district"] + (["commune"] if communes else [])
-    communes_codes = [f"{d}{i:02d}" for d in districts for i in range(1, communes + 1)]
+    communes = today_communes()
     out: dict[str, list[dict[str, Any]]] = {"series": [], "ranking": [], "scorecard": [], "score": []}
     for _ in range(count):
-        unit = rng.choice(["38", rng.choice(districts)])
+        unit = rng.choice(["38", rng.choice(communes)])
         if rng.random() < 0.5:
             end = START + dt.timedelta(days=rng.randint(90, 730))
             shape = {"granularity": "day", "from": end - dt.timedelta(days=90), "to": end}
@@ -305,10 +364,10 @@ def questions(rng: random.Random, communes: int, count: int) -> dict[str, list[d
                 "path": f"/v1/kpis/{rng.choice(SERIES_KPIS)}/series",
                 "unit": unit,
                 **shape,
-                "tag": f"series_{shape['granularity']}_{'province' if unit == '38' else 'district'}",
+                "tag": f"series_{shape['granularity']}_{'province' if unit == '38' else 'commune'}",
             }
         )
-        level = rng.choice(levels)
+        level = rng.choice(["commune", "commune", "commune", "former_district"])
         if rng.random() < 0.5:
             m = rng.randint(0, 23)
             period, tag = (_month(m), _month(m + 1)), "month"
@@ -324,7 +383,7 @@ def questions(rng: random.Random, communes: int, count: int) -> dict[str, list[d
                 "tag": f"ranking_{level}_{tag}",
             }
         )
-        code = rng.choice(["38", rng.choice(districts)] + ([rng.choice(communes_codes)] if communes else []))
+        code = rng.choice(["38", rng.choice(communes)])
         m = rng.randint(0, 23)
         out["scorecard"].append(
             {
@@ -337,7 +396,7 @@ def questions(rng: random.Random, communes: int, count: int) -> dict[str, list[d
         )
         q = rng.randint(0, 7)
         out["score"].append(
-            {"path": "/v1/score", "level": "district", "from": _month(3 * q), "to": _month(3 * q + 3), "tag": "score"}
+            {"path": "/v1/score", "level": "commune", "from": _month(3 * q), "to": _month(3 * q + 3), "tag": "score"}
         )
     return out
 
@@ -357,11 +416,13 @@ NAIVE_TOTALS = """SELECT unit_code, metric, sum(value)::int8 FROM counters_hourl
     WHERE unit_code = ANY($1::text[]) AND metric = ANY($2::text[]) AND bucket >= $3 AND bucket < $4
     GROUP BY 1, 2"""
 NAIVE_SERIES = """SELECT date_trunc($5, bucket AT TIME ZONE 'Asia/Ho_Chi_Minh') AS b, metric, sum(value)::int8
-    FROM counters_hourly WHERE unit_code = $1 AND metric = ANY($2::text[]) AND bucket >= $3 AND bucket < $4
-    GROUP BY 1, 2"""
+    FROM counters_hourly WHERE unit_code = ANY($1::text[]) AND metric = ANY($2::text[]) AND bucket >= $3
+    AND bucket < $4 GROUP BY 1, 2"""
 
 
-async def naive(conn: asyncpg.Connection, q: dict[str, Any], kpis: Any, units: dict[int, list[str]]) -> None:
+async def naive(conn: asyncpg.Connection, q: dict[str, Any], kpis: Any, units: dict[str, list[str]]) -> None:
+    """The same question from the hourly table only, over the same codes (today's communes and,
+    for the part before the reform, the old communes they were formed from)."""
     from services.core import calendar as periods
     from services.core.kpis.formulas import counters_of
 
@@ -372,19 +433,20 @@ async def naive(conn: asyncpg.Connection, q: dict[str, Any], kpis: Any, units: d
 
     start, end = q["from"], q["to"]
     prev = periods.previous(start, end)
+    codes = units["former_district"] if q.get("level") == "former_district" else units["commune"]
     if q["tag"].startswith("series"):
         kpi = q["path"].split("/")[3]
-        await conn.fetch(NAIVE_SERIES, q["unit"], metrics([kpi]), start, end, q["granularity"])
+        await conn.fetch(NAIVE_SERIES, [q["unit"]], metrics([kpi]), start, end, q["granularity"])
     elif q["tag"].startswith("ranking"):
-        codes = units[2 if q["level"] == "district" else 3]
         for a, b in ((start, end), prev):
             await conn.fetch(NAIVE_TOTALS, codes, metrics([q["path"].split("/")[3]]), a, b)
     elif q["tag"] == "scorecard":
-        every = metrics([k.id for k in kpis.kpis])
+        every = metrics([k.id for k in kpis.kpis if k.computable and k.basis == "events"])
         for a, b in ((start, end), prev):
             await conn.fetch(NAIVE_TOTALS, [q["unit"]], every, a, b)
     else:
-        await conn.fetch(NAIVE_TOTALS, units[2], metrics([k.id for k in kpis.kpis if k.score]), start, end)
+        scored = [k.id for k in kpis.kpis if k.score and k.computable]
+        await conn.fetch(NAIVE_TOTALS, codes, metrics(scored), start, end)
 
 
 # -- one volume ------------------------------------------------------------------------------------
@@ -403,7 +465,7 @@ def start_api(dsn: str, log: Path, variant: dict[str, Any] | None = None) -> tup
         LOG_LEVEL="WARNING",
         KPI_API_RATE_LIMIT_PER_S="1000000",
         KPI_API_RATE_LIMIT_BURST="1000000",
-        CLOCK_OFFSET_SECONDS=str(NOW.timestamp() - time.time()),
+        CLOCK_OFFSET_SECONDS=str(NOW.timestamp() - time.time()),  # the clock at NOW, whenever it runs
         **(variant or {}).get("env", {}),
     )
     proc = spawn(
@@ -452,7 +514,7 @@ def run_mix(
 
 
 async def measure(
-    srv: Any, name: str, communes: int, args: argparse.Namespace, workdir: Path, variant: dict[str, Any] | None
+    srv: Any, name: str, multiplier: int, args: argparse.Namespace, workdir: Path, variant: dict[str, Any] | None
 ) -> dict[str, Any]:
     from infra.processes import stop
     from schemas.kpi import load_registry
@@ -462,7 +524,7 @@ async def measure(
     dsn = await fresh_database(srv.admin_dsn, database)
     try:
         pg_before = tree_cpu_seconds(srv.postgres_pid)
-        rows = await build(dsn, communes, args.events_per_hour, args.seed)
+        rows = await build(dsn, multiplier, args.events_per_hour, args.seed)
         say(f"{name}: loaded {rows} (PostgreSQL CPU {tree_cpu_seconds(srv.postgres_pid) - pg_before:.0f}s)")
         conn = await asyncpg.connect(dsn)
         if not args.cold:  # the day and month grains (and their keys) in the OS cache, as on a server in use
@@ -470,7 +532,7 @@ async def measure(
             for rel in ("counters_daily", "counters_daily_pkey", "counters_monthly", "counters_monthly_pkey"):
                 await conn.execute("SELECT pg_prewarm($1::regclass, 'read')", rel)
         key = (await create_key(conn, kind="operator", label="benchmark", scope_unit="38")).key
-        mix = questions(random.Random(args.seed), communes, args.warmup + args.requests)
+        mix = questions(random.Random(args.seed), args.warmup + args.requests)
         result: dict[str, Any] = {"rows": rows["counters_hourly"], "tables": rows}
         for label, how in (("api", None), ("variant", variant)):
             if label == "variant" and not variant:
@@ -489,9 +551,15 @@ async def measure(
                 result["variant"] = {**got, "answers_differing_from_api": differ}
         result.pop("digests")
         kpis = load_registry()
+        from infra.migrate import reference_registry
+
+        registry = reference_registry()
         units = {
-            lvl: [r[0] for r in await conn.fetch("SELECT code FROM units WHERE level = $1 ORDER BY code", lvl)]
-            for lvl in (2, 3)
+            "commune": sorted({u.code for u in registry.all_units() if u.level == 3}),
+            "former_district": sorted(
+                {u.code for u in registry.all_units() if u.level == 3}
+                | {u.code for u in registry.at_level(2, dt.date(2025, 6, 30))}
+            ),
         }
         naive_lat: dict[str, list[float]] = {}
         for kind, qs in mix.items():
@@ -504,7 +572,7 @@ async def measure(
         result["naive_hourly"] = {k: stats_ms(v) for k, v in naive_lat.items()}
         say(f"  {name} naive hourly-only SQL: {result['naive_hourly']}")
         if args.explain:
-            result["explain"] = await explain(conn, communes)
+            result["explain"] = await explain(conn)
             say(f"  {name} EXPLAIN ANALYZE of the widest ranking read:\n{result['explain']}")
         await conn.close()
         return result
@@ -513,28 +581,16 @@ async def measure(
             await drop_database(srv.admin_dsn, database)
 
 
-async def explain(conn: asyncpg.Connection, communes: int) -> str:
+async def explain(conn: asyncpg.Connection) -> str:
     """EXPLAIN ANALYZE of the API's totals SQL for a 12-month ranking of the processing-time
-    KPI (11 counters) at the widest level: whole months, so the day and hour pieces are the
-    epoch-padded empty ranges."""
-    try:
-        from services.readmodels.counters import _TOTALS_SQL, _pad
-    except ImportError:  # the store no longer pads absent pieces
-        return "n/a: services.kpi_api.adapters.store has no _TOTALS_SQL/_pad any more"
+    KPI (11 counters) over today's communes: whole months, so only the monthly grain."""
     from services.core.calendar import decompose
+    from services.readmodels.counters import totals_sql
 
-    codes = [r[0] for r in await conn.fetch("SELECT code FROM units WHERE level = $1", 3 if communes else 2)]
+    codes = today_communes()
     metrics = [f"dossier.processing_le_{h}h" for h in HOURS] + ["dossier.resolved"]
-    pieces = decompose(_month(3), _month(15))
-    plan = await conn.fetch(
-        "EXPLAIN (ANALYZE, BUFFERS) " + _TOTALS_SQL,
-        codes,
-        metrics,
-        None,
-        *pieces.months[0],
-        *_pad(pieces.days, dt.date(1970, 1, 1)),
-        *_pad(pieces.hours, dt.datetime(1970, 1, 1, tzinfo=dt.UTC)),
-    )
+    sql, ranges = totals_sql(decompose(_month(7), _month(19)))
+    plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, codes, metrics, None, *ranges)
     return "\n".join(r[0] for r in plan)
 
 
@@ -551,7 +607,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--events-per-hour",
         type=float,
         default=300,
-        help="events per hour of the 27 districts together at 1x (each leaf keeps its rate)",
+        help="events per hour of the whole province at 1x (4x and 16x multiply it)",
     )
     p.add_argument("--requests", type=int, default=300, help="measured requests per kind")
     p.add_argument("--warmup", type=int, default=20)
@@ -581,8 +637,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "1x" in volumes and "16x" in volumes:
         one, big = volumes["1x"], volumes["16x"]
         goals.update({f"{k}_p99 16x <= 2 x 1x": big[f"{k}_p99_ms"] <= 2 * one[f"{k}_p99_ms"] for k in kinds})
-        # like for like: commune-level rankings do not exist at 1x
-        for shape in ("ranking_district_month", "ranking_district_year"):
+        for shape in ("ranking_commune_month", "ranking_commune_year"):
             goals[f"{shape}_p99 16x <= 2 x 1x"] = big["by_shape"][shape]["p99"] <= 2 * one["by_shape"][shape]["p99"]
     result = {
         "benchmark": "kpi_queries",

@@ -22,6 +22,36 @@ keys = typer.Typer(help="API keys of sector systems, connectors and operators.",
 app.add_typer(keys, name="keys")
 mappings = typer.Typer(help="The connectors' mappings: procedure fields, organs, agencies, facilities.")
 app.add_typer(mappings, name="mappings")
+units = typer.Typer(help="Administrative units: load unit, succession and population files.", no_args_is_help=True)
+app.add_typer(units, name="units")
+
+
+@units.command("load")
+def units_load(
+    files: Annotated[list[Path], typer.Argument(help="Unit, succession or population CSV files (by their columns).")],
+) -> None:
+    """Load files like those of infra/reference (a reorganisation: the ended units with their
+    last day, the new units, the succession links) into the registry, while the stack runs:
+    services pick it up within seconds. Nothing is written if the result contradicts itself."""
+    from services.core.units import UnitDataError
+    from services.runtime.units import read_files, store_units
+
+    async def run() -> str:
+        conn = await asyncpg.connect(_dsn())
+        try:
+            report = await store_units(conn, read_files(files))
+        finally:
+            await conn.close()
+        return (
+            f"rows: {report.rows}, successions: {report.successions}, population: {report.population} "
+            f"changed; registry version {report.version}"
+        )
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except (UnitDataError, KeyError, ValueError) as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _dsn() -> str:

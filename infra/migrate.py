@@ -2,11 +2,12 @@
 
 ``migrate(dsn)`` takes a PostgreSQL advisory lock, applies every ``infra/migrations/NNNN_*.sql``
 not yet recorded in ``schema_migrations`` (each in its own transaction), refuses to run when
-an applied file has changed since, then syncs the unit registry from ``infra/reference``. A
-second run changes nothing: no migration is re-applied and no unit row is rewritten unless
-its data differ.
+an applied file has changed since, then loads the reference unit files of ``infra/reference``
+(``services.runtime.units.store_units``). A second run changes nothing: no migration is
+re-applied and no unit row is rewritten unless its data differ.
 """
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from services.core.units import Unit, load_units_csv
+from services.core.units import Unit, UnitRegistry
+from services.runtime.units import read_files, store_units
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 REFERENCE_DIR = Path(__file__).parent / "reference"
@@ -59,13 +61,20 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
+def reference_files(directory: Path = REFERENCE_DIR) -> list[Path]:
+    """The unit, succession and population files shipped with the system."""
+    return sorted(directory.glob("*.csv"))
+
+
+@functools.cache
+def reference_registry(directory: Path = REFERENCE_DIR) -> UnitRegistry:
+    """The registry the reference files describe (for tests, benchmarks, the simulator)."""
+    return read_files(reference_files(directory)).registry()
+
+
 def reference_units(directory: Path = REFERENCE_DIR) -> list[Unit]:
-    """Units from every ``units_*.csv`` reference file, parents before children."""
-    units: dict[str, Unit] = {}
-    for path in sorted(directory.glob("units_*.csv")):
-        for unit in load_units_csv(path):
-            units[unit.code] = unit
-    return sorted(units.values(), key=lambda u: (u.level, u.code))
+    """Every unit of the reference files."""
+    return list(reference_registry(directory).units)
 
 
 async def migrate(dsn: str) -> MigrationReport:
@@ -75,7 +84,7 @@ async def migrate(dsn: str) -> MigrationReport:
         await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK)
         try:
             applied = await _apply_pending(conn, discover())
-            changed = await sync_units(conn, reference_units())
+            changed = (await store_units(conn, read_files(reference_files()), actor="migrate")).changed
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK)
     finally:
@@ -110,39 +119,3 @@ async def _apply_pending(conn: asyncpg.Connection, migrations: list[Migration]) 
             )
         applied.append(f"{migration.version}_{migration.name}")
     return tuple(applied)
-
-
-async def sync_units(conn: asyncpg.Connection, units: list[Unit]) -> int:
-    """Upsert units; rows whose data are unchanged are not touched. Returns rows written."""
-    changed = 0
-    async with conn.transaction():
-        for unit in units:
-            status = await conn.execute(
-                """INSERT INTO units (code, name, full_name, kind, level, parent_code,
-                                      valid_from, valid_to, population)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                   ON CONFLICT (code) DO UPDATE SET
-                       name = excluded.name, full_name = excluded.full_name,
-                       kind = excluded.kind, level = excluded.level,
-                       parent_code = excluded.parent_code, valid_from = excluded.valid_from,
-                       valid_to = excluded.valid_to,
-                       population = COALESCE(excluded.population, units.population)
-                   WHERE (units.name, units.full_name, units.kind, units.level,
-                          units.parent_code, units.valid_from, units.valid_to)
-                         IS DISTINCT FROM
-                         (excluded.name, excluded.full_name, excluded.kind, excluded.level,
-                          excluded.parent_code, excluded.valid_from, excluded.valid_to)
-                      OR (excluded.population IS NOT NULL
-                          AND units.population IS DISTINCT FROM excluded.population)""",
-                unit.code,
-                unit.name,
-                unit.full_name,
-                unit.kind,
-                unit.level,
-                unit.parent_code,
-                unit.valid_from,
-                unit.valid_to,
-                unit.population,
-            )
-            changed += int(status.split()[-1])
-    return changed

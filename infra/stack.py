@@ -4,7 +4,9 @@ Starts (or, when ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are set, uses) a
 PostgreSQL, migrates, provisions topics, writes dev credentials, starts every service as its
 own process, prints where to look, then supervises: a broker or database that dies is
 restarted (topics re-provisioned on an empty broker), a service that dies is restarted with
-backoff. SIGINT/SIGTERM stops everything, services first, within 10 seconds.
+backoff (:func:`next_restart`: doubling waits that start again once it ran healthily for a
+minute). The simulator starts once the services are ready. SIGINT/SIGTERM stops everything,
+the simulator first, then the services, within 10 seconds.
 """
 
 import asyncio
@@ -31,11 +33,14 @@ from infra.processes import spawn, stop
 from infra.topics import provision_topics
 from services.runtime.auth import create_key, revoke_key
 from services.runtime.logs import configure_logging
+from services.runtime.retry import delay_s
 from services.runtime.settings import KafkaSettings
 
 log = structlog.get_logger("stack")
 
 ROOT = Path(__file__).resolve().parent.parent
+HEALTHY_AFTER_S = 60.0  # a service that ran this long was healthy: its restart streak ends
+RESTART_FIRST_S, RESTART_CAP_S = 0.5, 30.0
 
 
 class StackSettings(BaseSettings):
@@ -46,16 +51,18 @@ class StackSettings(BaseSettings):
     data_dir: Path = Field(default=ROOT / ".smartcity", description="Git-ignored state folder.")
     kafka_port: int = Field(default=9092, description="Embedded broker port.")
     postgres_port: int = Field(default=5432, description="Embedded PostgreSQL port.")
-    simulated_start: dt.datetime = Field(
-        default=dt.datetime(2025, 5, 5, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7))),
-        description="What 'now' is when the stack starts. The reference units are the "
-        "district-level units of 2020, abolished on 1 July 2025, so the dev stack lives in May "
-        "2025. Set to the real time (and load current units) in production.",
-    )
     simulator_rate: float = Field(
-        default=6000.0, description="Simulator events per hour (weekly mean; office hours busier)."
+        default=6000.0, description="Simulator events per hour at full density (weekly mean; office hours busier)."
     )
-    simulator_backfill_days: float = Field(default=3.0, description="History sent at start.")
+    simulator_history_from: dt.date = Field(
+        default=dt.date(2025, 1, 1),
+        description="History the simulator sends at its first start: from this day (local) to now, across "
+        "the reform of 1 July 2025; older months lighter. Later starts resume where it stopped.",
+    )
+    simulator_history_days: float | None = Field(
+        default=None, description="History starts this many days before now instead (tests)."
+    )
+    simulator_full_days: float = Field(default=1.0, description="The last days of history at the full rate.")
     simulator: bool = True
     ready_timeout_s: float = 60.0
 
@@ -70,11 +77,14 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
+    restarts: int = 0  # every restart since the stack started
+    streak: int = 0  # restarts since it last ran healthily (see next_restart)
+    started_at: float = 0.0  # monotonic
+    next_start: float | None = None  # a restart is scheduled for then (monotonic)
     extra_args: list[str] = field(default_factory=list)
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self.proc = spawn(
             [sys.executable, "-m", self.module, *self.extra_args],
             log_path=self.log_path,
@@ -114,8 +124,7 @@ class Stack:
         self.dsn = os.environ.get("DATABASE_URL", "")
         self.services: list[ServiceProcess] = []
         self.stopping = False
-        offset = settings.simulated_start.timestamp() - time.time()
-        self.clock_offset = 0.0 if abs(offset) < 1 else offset
+        self.simulator_note = ""  # what the simulator does first, for the banner
 
     # -- servers -------------------------------------------------------------------------
     def start_servers(self) -> None:
@@ -197,15 +206,14 @@ class Stack:
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
             DATABASE_URL=self.dsn,
-            CLOCK_OFFSET_SECONDS=f"{self.clock_offset:.3f}",
             KAFKA_SESSION_TIMEOUT_MS=env.get("KAFKA_SESSION_TIMEOUT_MS", "6000"),
-            # silence alerts within minutes on the dev clock: 4 working hours → 4.8 minutes
+            # silence alerts within minutes: 4 working hours → 4.8 minutes (of office time)
             ALERTS_SILENCE_SCALE=env.get("ALERTS_SILENCE_SCALE", "0.02"),
             PYTHONPATH=str(ROOT),
         )
         return env
 
-    def start_services(self, credentials: Path) -> None:
+    def start_services(self) -> None:
         env = self.service_env()
         for name, module, port in SERVICES:
             if not _exists(module):
@@ -214,27 +222,32 @@ class Stack:
             service = ServiceProcess(name, module, port, env, self.logs / f"{name}.log")
             service.start()
             self.services.append(service)
-        if self.settings.simulator and _exists("services.simulator"):
-            sim_env = dict(env, SIMULATOR_CREDENTIALS_FILE=str(credentials))
-            for service in self.services:
-                if service.name in ("education", "health", "transport", "culture"):
-                    sim_env[f"SIMULATOR_{service.name.upper()}_URL"] = f"http://127.0.0.1:{service.port}"
-            service = ServiceProcess(
-                "simulator",
-                "services.simulator",
-                None,
-                sim_env,
-                self.logs / "simulator.log",
-                extra_args=[
-                    "live",
-                    "--rate",
-                    str(self.settings.simulator_rate),
-                    "--backfill-days",
-                    str(self.settings.simulator_backfill_days),
-                ],
-            )
-            service.start()
-            self.services.append(service)
+
+    def start_simulator(self, credentials: Path) -> None:
+        """The simulator, once the services are ready: history first (or resumed from its
+        state file), then live."""
+        settings, state = self.settings, self.data / "simulator-state.json"
+        if not (settings.simulator and _exists("services.simulator")):
+            return
+        env = dict(self.service_env(), SIMULATOR_CREDENTIALS_FILE=str(credentials), SIMULATOR_STATE_FILE=str(state))
+        for service in self.services:
+            if service.name in ("education", "health", "transport", "culture"):
+                env[f"SIMULATOR_{service.name.upper()}_URL"] = f"http://127.0.0.1:{service.port}"
+        args = ["live", "--rate", str(settings.simulator_rate), "--full-days", str(settings.simulator_full_days)]
+        if state.exists():
+            self.simulator_note = "resuming where it stopped (simulator-state.json)"
+        elif settings.simulator_history_days is not None:
+            self.simulator_note = f"history of the last {settings.simulator_history_days:g} days first"
+        else:
+            self.simulator_note = f"history since {settings.simulator_history_from} first (a few minutes)"
+        if settings.simulator_history_days is not None:
+            args += ["--history-days", str(settings.simulator_history_days)]
+        else:
+            args += ["--history-from", settings.simulator_history_from.isoformat()]
+        log_path = self.logs / "simulator.log"
+        simulator = ServiceProcess("simulator", "services.simulator", None, env, log_path, extra_args=args)
+        simulator.start()
+        self.services.append(simulator)
 
     def wait_ready(self) -> dict[str, bool]:
         deadline = time.monotonic() + self.settings.ready_timeout_s
@@ -252,21 +265,36 @@ class Stack:
         return status
 
     def watch_services(self) -> None:
+        """Restart a service that exited, after the wait :func:`next_restart` gives."""
         now = time.monotonic()
         for service in self.services:
-            if service.alive() or now < service.next_start:
+            if service.alive():
                 continue
-            code = service.proc.returncode if service.proc is not None else None
-            service.restarts += 1
-            delay = min(30.0, 0.5 * 2 ** min(service.restarts, 6))
-            log.warning(
-                "service exited; restarting", service=service.name, code=code, restart=service.restarts, in_s=delay
-            )
-            service.next_start = now + delay
-            service.start()
+            if service.next_start is None:  # just found dead: schedule its restart
+                code = service.proc.returncode if service.proc is not None else None
+                ran_s = now - service.started_at
+                service.streak, wait = next_restart(service.streak, ran_s)
+                service.next_start = now + wait
+                log.warning(
+                    "service exited; restarting",
+                    service=service.name,
+                    code=code,
+                    ran_s=round(ran_s, 1),
+                    restart=service.streak,
+                    in_s=round(wait, 2),
+                )
+            if now >= service.next_start:
+                service.next_start = None
+                service.restarts += 1
+                service.start()
 
     def stop_all(self) -> None:
+        """The simulator first (a client of the services: it finishes its delivery and saves
+        its progress), then the services, then the servers."""
         self.stopping = True
+        for service in self.services:
+            if service.name == "simulator" and service.proc is not None:
+                stop(service.proc, timeout_s=3)
         for service in reversed(self.services):
             if service.proc is not None and service.alive():
                 os.killpg(service.proc.pid, signal.SIGTERM)
@@ -314,13 +342,21 @@ class Stack:
             f"  PostgreSQL:  {self.dsn}",
             f"  Credentials: {credentials}",
             f"  Logs:        {self.logs}/",
-            f"  Province clock: {self.settings.simulated_start.isoformat()} at start "
-            f"(offset {self.clock_offset / 86400:.0f} days; see README)",
             "",
+            *([f"  Simulator:   {self.simulator_note}, then live", ""] if self.simulator_note else []),
             "  Ctrl-C stops everything.",
             "",
         ]
         return "\n".join(lines)
+
+
+def next_restart(streak: int, ran_s: float, *, healthy_after_s: float = HEALTHY_AFTER_S) -> tuple[int, float]:
+    """(the number of this restart in its streak, the wait before it) for a service that
+    exited after running ``ran_s`` seconds, ``streak`` restarts into a streak. A run of
+    ``healthy_after_s`` or more ends the streak, so the wait starts again from the first
+    one; the waits are the one retry policy's (``delay_s``: 0.5 s doubling, 30 s at most)."""
+    this = 1 if ran_s >= healthy_after_s else streak + 1
+    return this, delay_s(this, RESTART_FIRST_S, RESTART_CAP_S)
 
 
 def main() -> int:
@@ -337,8 +373,9 @@ def main() -> int:
     try:
         stack.start_servers()
         credentials = stack.write_dev_credentials()
-        stack.start_services(credentials)
+        stack.start_services()
         ready = stack.wait_ready()
+        stack.start_simulator(credentials)
         stack.write_state()
         print(stack.banner(credentials, ready), flush=True)
         while True:

@@ -2,10 +2,37 @@
 pages); the same items are served as CSV with ``Accept: text/csv``."""
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.kpi import Bands, ScoreRule, Status
+
+# How a value relates to the unit's territory (docs/units.md, "Restated history"):
+# observed - the unit's own counters; restated_exact - summed from units that went into it
+# whole; restated_approximate - includes a share of a unit that was split; none - the unit
+# did not exist then and nothing is restated.
+Basis = Literal["observed", "restated_exact", "restated_approximate", "none"]
+HistoryMode = Literal["restated", "observed"]
+BASIS_DESCRIPTION = (
+    "observed: the unit's own counters; restated_exact: summed from units that went into it whole; "
+    "restated_approximate: includes a share of a split unit (an equal share unless the succession data "
+    "give a weight); none: the unit did not exist and nothing is restated"
+)
+
+
+class _History(BaseModel):
+    """What every answer about a period says about units and reorganisations."""
+
+    model_config = ConfigDict(frozen=True)
+
+    history: HistoryMode = Field(
+        description="restated: before a unit existed, its values are summed from what it was made of; "
+        "observed: only its own counters"
+    )
+    reforms: list[dt.date] = Field(
+        default_factory=list, description="Reorganisations that took effect inside the period (or the previous one)."
+    )
 
 
 class _Public(BaseModel):
@@ -46,12 +73,15 @@ class SeriesPointPublic(_Public):
     numerator: float | None
     denominator: float | None
     status: Status
+    basis: Basis = Field(description=BASIS_DESCRIPTION)
 
 
-class SeriesPublic(_Public):
+class SeriesPublic(_History):
     kpi: str
     unit: str
     unit_name: str
+    unit_valid_from: dt.date | None = Field(description="The unit the code denotes: its first day.")
+    unit_valid_to: dt.date | None
     sector: str | None
     granularity: str
     from_: dt.datetime = Field(alias="from")
@@ -63,7 +93,12 @@ class SeriesPublic(_Public):
 class RankingRowPublic(_Public):
     rank: int | None = Field(description="Equal values share a rank; null: no data.")
     unit: str
+    unit_key: str = Field(description="The unit's identity: its code and first day (codes are reused).")
     unit_name: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    basis: Basis = Field(description=BASIS_DESCRIPTION)
+    previous_basis: Basis
     value: float | None
     numerator: float | None
     denominator: float | None
@@ -72,9 +107,10 @@ class RankingRowPublic(_Public):
     change: float | None = Field(description="value − previous_value")
 
 
-class RankingPublic(_Public):
+class RankingPublic(_History):
     kpi: str
     level: str
+    as_of: dt.date = Field(description="The units ranked are those of this day.")
     sector: str | None
     from_: dt.datetime = Field(alias="from")
     to: dt.datetime
@@ -101,9 +137,13 @@ class ScorecardRowPublic(_Public):
     note: str | None = Field(default=None, description="Why the value or the change is missing, when it must be.")
 
 
-class ScorecardPublic(_Public):
+class ScorecardPublic(_History):
     unit: str
     unit_name: str
+    unit_valid_from: dt.date | None
+    unit_valid_to: dt.date | None
+    basis: Basis = Field(description=BASIS_DESCRIPTION)
+    previous_basis: Basis
     from_: dt.datetime = Field(alias="from")
     to: dt.datetime
     items: list[ScorecardRowPublic]
@@ -130,7 +170,9 @@ class GroupScorePublic(_Public):
 class ScoreRowPublic(_Public):
     rank: int | None
     unit: str
+    unit_key: str
     unit_name: str
+    basis: Basis = Field(description=BASIS_DESCRIPTION)
     score: float | None = Field(description="Out of 100, over the indicators that had data.")
     points: float
     max_points_with_data: float
@@ -139,8 +181,9 @@ class ScoreRowPublic(_Public):
     not_computable: list[str]
 
 
-class ScorePublic(_Public):
+class ScorePublic(_History):
     level: str
+    as_of: dt.date
     from_: dt.datetime = Field(alias="from")
     to: dt.datetime
     items: list[ScoreRowPublic]
@@ -197,16 +240,35 @@ class ProjectsPublic(_Public):
     next_cursor: str | None = None
 
 
+class UnitLinkPublic(_Public):
+    """A unit that went into (or came from) another at a reorganisation."""
+
+    code: str
+    name: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    share: Literal["full", "partial"]
+    weight: float = Field(description="The share of its counts restated onto the other unit.")
+    effective: dt.date
+
+
 class UnitPublic(_Public):
     code: str
+    key: str = Field(description="The unit's identity: its code and first day (codes are reused).")
     name: str
     full_name: str
     kind: str
     level: int
-    parent_code: str | None
+    parent_code: str | None = Field(description="Its parent on its last day (or today).")
     valid_from: dt.date | None
     valid_to: dt.date | None
+    population: int | None = Field(default=None, description="Indicative (docs/units.md).")
+    area_km2: float | None = None
+    former_district: str | None = Field(default=None, description="Formed mostly from this former district.")
+    predecessors: list[UnitLinkPublic] = Field(default_factory=list)
+    successors: list[UnitLinkPublic] = Field(default_factory=list)
 
 
 class UnitListPublic(_Public):
+    as_of: dt.date
     items: list[UnitPublic]

@@ -122,7 +122,9 @@ def build_worker(
         offsets,
         running=lambda: worker.running,
     )
-    worker = Aggregator(settings, consumer, flusher, Decoder(registry))
+    worker = Aggregator(
+        settings, consumer, flusher, Decoder(registry), refresh_units=lambda: units.refresh(min_interval_s=1.0)
+    )
     return worker, counters
 
 

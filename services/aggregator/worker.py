@@ -6,6 +6,7 @@ commit, then closes the consumer (leaving the group at once, so partitions move 
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from enum import Enum
 
 import structlog
@@ -53,12 +54,18 @@ class Aggregator:
     """Consumes the sector topics in one group and commits batches exactly once."""
 
     def __init__(
-        self, settings: AggregatorSettings, consumer: GroupConsumer, flusher: Flusher, decoder: Decoder
+        self,
+        settings: AggregatorSettings,
+        consumer: GroupConsumer,
+        flusher: Flusher,
+        decoder: Decoder,
+        refresh_units: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.flusher = flusher
         self.decoder = decoder
+        self.refresh_units = refresh_units  # reload the unit registry if it changed; True if it did
         self.state = WorkerState.CREATED
         self.committed_batches = 0
         self._failures = 0  # consecutive batches that did not commit: the back-off before a re-read
@@ -108,6 +115,7 @@ class Aggregator:
                         if not committed:
                             batch = await self._recover()
                             continue
+                    await self._recheck_units(batch)
                     in_flight = asyncio.create_task(self._flush(batch.seal()), name="flush")
                     batch = self._new_batch()
                 if time.monotonic() - last_lag > 5:
@@ -129,11 +137,21 @@ class Aggregator:
             if (message.topic(), message.partition()) in positions:
                 batch.add(decode(record_of(message)))
 
+    async def _recheck_units(self, batch: Batch) -> None:
+        """Before dead-lettering records for their unit, make sure the registry is the latest:
+        ingest may have validated them against a unit file loaded after ours."""
+        if self.refresh_units is None or not any(p.unit_problem for p in batch.poison):
+            return
+        if await self.refresh_units():
+            recovered = batch.redecode_units(self.decoder.decode)
+            log.info("unit registry reloaded before dead-lettering", recovered=recovered)
+
     async def _drain(self, in_flight: asyncio.Task[bool] | None, batch: Batch) -> None:
         """On stop: let the batch in flight finish, then commit what was read."""
         if in_flight is not None and not await in_flight:
             return
         if batch.size and self.consumer.positions:
+            await self._recheck_units(batch)
             await self._flush(batch.seal())
 
     async def _flush(self, batch: Batch) -> bool:

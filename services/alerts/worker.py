@@ -21,6 +21,7 @@ the embedded broker faust was seen to resume a partition past unprocessed messag
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from itertools import groupby
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ import orjson
 import structlog
 from prometheus_client import Counter, Gauge
 
-from schemas.kpi import KpiDefinition, KpiRegistry
+from schemas.kpi import KpiRegistry
 from schemas.streams import KpiUpdate
 from services.alerts.rules import Rules, SilenceRule, ThresholdRule
 from services.core.alerting import silence as silence_machine
@@ -147,15 +148,17 @@ class AlertsWorker:
                 period = Period.window(now, window)
                 kpis = [r.kpi for r in judged]
 
-                async def read(
-                    kpis: list[KpiDefinition] = kpis, period: Period = period
-                ) -> dict[str, dict[str, KpiValue]]:
-                    return await reader.values(kpis, units, period, None, now)
+                # each code as the unit it denotes now, restated over the window if it is new
+                today = local(now).date()
+                subjects = {
+                    code: reader.subject(u, period) for code in units if (u := registry.get(code, today)) is not None
+                }
 
+                read = functools.partial(reader.values, kpis, list(subjects.values()), None, now)
                 values = await retrying("kpi values", read)
-                for unit in units:
+                for code, subject in subjects.items():
                     for rule in judged:
-                        await self._judge(rule, unit, values[unit][rule.kpi.id], now, table)
+                        await self._judge(rule, code, values[subject.key][rule.kpi.id], now, table)
 
     async def _judge(
         self, rule: ThresholdRule, unit: str, result: KpiValue, now: dt.datetime, table: MutableMapping[str, Any]
@@ -286,8 +289,8 @@ class AlertsWorker:
         """Units valid now that have no valid sub-unit: the ones that send events."""
         registry = self._units()
         day = local(now).date()
-        valid = [u for u in registry.units.values() if u.valid_on(day)]
-        parents = {u.parent_code for u in valid if u.parent_code}
+        valid = [u for u in registry.all_units() if u.valid_on(day)]
+        parents = {u.parent_on(day) for u in valid}
         return sorted(u.code for u in valid if u.code not in parents)
 
     async def check_silences(self, table: MutableMapping[str, Any]) -> None:

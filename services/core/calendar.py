@@ -116,6 +116,10 @@ class Pieces:
     days: tuple[tuple[dt.date, dt.date], ...] = field(default=())
     months: tuple[tuple[dt.date, dt.date], ...] = field(default=())
 
+    @property
+    def empty(self) -> bool:
+        return not (self.hours or self.days or self.months)
+
 
 def decompose(start: dt.datetime, end: dt.datetime) -> Pieces:
     """Split [start, end) - aligned outwards to whole hours - into months, days and hours."""

@@ -177,19 +177,29 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
             raws = [binding.parse_structured(body)]
         else:
             raws = [binding.parse_binary(request.headers, body)]
-        registry = ctx.units.registry
-        if registry is None:
-            raise Unavailable("the unit registry is not loaded yet")
-        if mode is binding.Mode.BATCH and batch_is_valid(body, sector):
-            outcomes = prepare_valid_batch(
-                raws, sector=sector, checks=ctx.unit_checks(registry), principal=principal, topic=ctx.topic
-            )
-        else:
-            outcomes = prepare(raws, sector=sector, registry=registry, principal=principal, topic=ctx.topic)
+        fast = mode is binding.Mode.BATCH and batch_is_valid(body, sector)
+        outcomes = _prepare(ctx, raws, principal, fast)
+        if any(_unit_rejected(o) for o in outcomes) and await ctx.units.refresh(min_interval_s=1.0):
+            outcomes = _prepare(ctx, raws, principal, fast)  # a unit file was loaded a moment ago
         delivered = await _publish(ctx, outcomes)
         if mode is binding.Mode.BATCH:
             return _batch_response(request, outcomes, delivered)
         return _single_response(outcomes[0], delivered)
+
+
+def _prepare(ctx: IngestContext, raws: list[Any], principal: Principal, fast: bool) -> list[Outcome]:
+    registry = ctx.units.registry
+    if registry is None:
+        raise Unavailable("the unit registry is not loaded yet")
+    if fast:
+        checks = ctx.unit_checks(registry)
+        return prepare_valid_batch(raws, sector=ctx.sector, checks=checks, principal=principal, topic=ctx.topic)
+    return prepare(raws, sector=ctx.sector, registry=registry, principal=principal, topic=ctx.topic)
+
+
+def _unit_rejected(outcome: Outcome) -> bool:
+    """Rejected because of its unit: a registry reloaded since may know better."""
+    return isinstance(outcome, Rejected) and any(e.code in ("unknown_unit", "unit_not_valid") for e in outcome.errors)
 
 
 def _authorize(principal: Principal, sector: Sector) -> None:

@@ -3,6 +3,7 @@
 
 import base64
 import csv
+import datetime as dt
 import hashlib
 import io
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from services.runtime.problems import InvalidQuery
 
 CSV_MEDIA_TYPE = "text/csv"
+CSV_CONTEXT = ("as_of", "history", "reforms", "unit_valid_from", "unit_valid_to")
 
 
 def wants_csv(request: Request) -> bool:
@@ -58,11 +60,24 @@ def to_csv(items: Sequence[dict[str, Any]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def respond(request: Request, payload: BaseModel, *, filename: str = "export") -> Response:
-    """Serve a payload as JSON, or its ``items`` as CSV, with an ETag (304 when it matches)."""
-    data = payload.model_dump(mode="json", by_alias=True)
+def json_ready(data: dict[str, Any]) -> dict[str, Any]:
+    """A payload built as plain data, with its top-level dates and times in ISO 8601 as
+    pydantic's JSON mode writes them (nested values must already be JSON types)."""
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in data.items()}
+
+
+def respond(request: Request, payload: BaseModel | dict[str, Any], *, filename: str = "export") -> Response:
+    """Serve a payload as JSON, or its ``items`` as CSV, with an ETag (304 when it matches).
+
+    A model is dumped in JSON mode; a dict is served as it is (:func:`json_ready`) - for
+    answers of thousands of rows the code itself computed, where validating and dumping
+    each row costs more than the query (the response model still documents it, and the
+    integration tests validate it)."""
+    data = payload.model_dump(mode="json", by_alias=True) if isinstance(payload, BaseModel) else json_ready(payload)
     if wants_csv(request):
-        body = to_csv(data.get("items", [data]))
+        # what the answer says about units and reforms travels with every row of the export
+        context = {k: data[k] for k in CSV_CONTEXT if k in data}
+        body = to_csv([{**context, **item} for item in data.get("items", [data])])
         media = f"{CSV_MEDIA_TYPE}; charset=utf-8"
         headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
     else:

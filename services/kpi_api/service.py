@@ -5,32 +5,24 @@ Every registry KPI is answered by every endpoint: with values, or with "no data"
 saying why (a snapshot KPI has no history; a not-computable one has no events).
 """
 
+import asyncio
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from schemas.events.projects import PROJECT_STAGES
 from schemas.kpi import KpiDefinition, KpiRegistry
-from schemas.kpi_api import (
-    GroupScorePublic,
-    IndicatorScorePublic,
-    OverdueDossierPublic,
-    ProjectPublic,
-    RankingRowPublic,
-    ScorecardRowPublic,
-    ScoreRowPublic,
-    SeriesPointPublic,
-)
+from schemas.kpi_api import ScorecardRowPublic, SeriesPointPublic
 from services.core import calendar
-from services.core.kpis.formulas import KpiValue, counters_of, evaluate, rank
-from services.core.kpis.projects import schedule_status, snapshot_counters
+from services.core.history import History, as_of_day, compose_former, former_eve, former_units, unit_on
+from services.core.kpis.formulas import KpiValue, rank
 from services.core.kpis.score import composite_score
 from services.core.units import LEVEL_NAMES, Unit, UnitRegistry
 from services.readmodels.counters import KpiStore
-from services.readmodels.kpis import KpiReader, Period
-from services.readmodels.tables import DOSSIERS, PROJECTS
+from services.readmodels.kpis import KpiReader, Period, Subject
 from services.runtime.problems import InvalidQuery, NotFound
 
 MAX_SERIES_POINTS = 10_000
+LEVELS = (*LEVEL_NAMES, "former_district")
 
 
 def note_of(kpi: KpiDefinition, what: str) -> str | None:
@@ -48,6 +40,16 @@ def _change(value: float | None, previous: float | None) -> float | None:
     return None if value is None or previous is None else value - previous
 
 
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Values of subjects over a period and of the same units over the previous one."""
+
+    current: list[Subject]
+    before: list[Subject]
+    values: dict[str, dict[str, KpiValue]]
+    previous_values: dict[str, dict[str, KpiValue]]
+
+
 class KpiService:
     def __init__(self, store: KpiStore, kpis: KpiRegistry, units: UnitRegistry) -> None:
         self.store = store
@@ -62,106 +64,148 @@ class KpiService:
             raise NotFound(f"no KPI {kpi_id!r}; GET /v1/kpis lists them")
         return kpi
 
-    def unit(self, code: str) -> Unit:
-        unit = self.units.get(code)
-        if unit is None:
+    def unit(self, code: str, period: Period | None = None, as_of: dt.date | None = None) -> Unit:
+        """The unit ``code`` names (a code denotes different units over time): the one of
+        ``as_of`` if given, else the latest during ``period``, else its latest."""
+        if code not in self.units:
             raise NotFound(f"no administrative unit {code!r}")
+        if period is None:
+            unit = self.units.get(code, as_of)
+        else:
+            unit = unit_on(self.units, code, period.start, period.end, as_of)
+        if unit is None:
+            spans = "; ".join(u.describe_validity() for u in self.units.versions(code))
+            raise NotFound(f"unit {code!r} did not exist on {as_of} (it existed {spans})")
         return unit
 
-    def level_units(self, level: str, period: Period, within: str | None = None) -> list[Unit]:
+    def as_of(self, period: Period, as_of: dt.date | None) -> dt.date:
+        """Which day's units a level names: ``as_of``, by default the period's last day."""
+        return as_of or as_of_day(period.end)
+
+    def reforms(self, *periods: Period) -> list[dt.date]:
+        """Reorganisations inside the periods or between them (a month compared with the one
+        before a reform crosses it, though neither month contains it)."""
+        first = min(p.first_day for p in periods)
+        last = max(p.last_day for p in periods)
+        return [d for d in self.units.reform_dates() if first < d <= last]
+
+    def level_units(self, level: str, day: dt.date) -> list[Unit]:
+        """The units of a level on ``day`` (``former_district``: the district-level units of
+        the last day they existed)."""
+        if level == "former_district":
+            return former_units(self.units)
         if level not in LEVEL_NAMES:
-            raise InvalidQuery(f"level must be one of {', '.join(LEVEL_NAMES)}")
-        first_day, last_day = period.start.date(), (period.end - dt.timedelta(seconds=1)).date()
+            raise InvalidQuery(f"level must be one of {', '.join(LEVELS)}")
+        return self.units.at_level(LEVEL_NAMES[level], day)
+
+    def subjects(self, level: str, units: list[Unit], period: Period, history: History) -> list[Subject]:
+        if level != "former_district":
+            return [self.reader.subject(u, period, history) for u in units]
+        eve = former_eve(self.units) or period.last_day
         return [
-            u
-            for u in self.units.at_level(LEVEL_NAMES[level], within)
-            if (u.valid_to is None or u.valid_to >= first_day) and (u.valid_from is None or u.valid_from <= last_day)
+            Subject(
+                u.key,
+                u.code,
+                u.name,
+                u,
+                tuple(compose_former(self.units, u, period.start, period.end)),
+                self.units.population(u, eve),
+            )
+            for u in units
         ]
+
+    async def compare(
+        self, kpis: list[KpiDefinition], level: str, period: Period, day: dt.date, history: History,
+        sector: str | None, now: dt.datetime,
+    ) -> Comparison:  # fmt: skip
+        """Values of the level's units (as of ``day``) over the period and the previous one."""
+        units = self.level_units(level, day)
+        current = self.subjects(level, units, period, history)
+        before = self.subjects(level, units, period.previous(), history)
+        comparable = [k for k in kpis if note_of(k, "previous") is None]
+        values, previous = await asyncio.gather(
+            self.reader.values(kpis, current, sector, now), self.reader.values(comparable, before, sector, now)
+        )
+        return Comparison(current, before, values, previous)
 
     # -- answers -------------------------------------------------------------------------
     async def series(
-        self,
-        kpi: KpiDefinition,
-        code: str,
-        sector: str | None,
-        period: Period,
-        granularity: calendar.Granularity,
-        now: dt.datetime,
-    ) -> list[SeriesPointPublic]:
+        self, kpi: KpiDefinition, unit: Unit, sector: str | None, period: Period,
+        granularity: calendar.Granularity, history: History, now: dt.datetime,
+    ) -> list[SeriesPointPublic]:  # fmt: skip
         """One point per bucket; every point "no data" for KPIs without history."""
         if calendar.count_buckets(period.start, period.end, granularity) > MAX_SERIES_POINTS:
             raise InvalidQuery(f"more than {MAX_SERIES_POINTS} points; use a coarser granularity")
         buckets = calendar.buckets(period.start, period.end, granularity)
-        by_bucket: dict[dt.datetime, dict[str, int]] = {}
+        subject = self.reader.subject(unit, Period(buckets[0][0], buckets[-1][1]), history)
         if note_of(kpi, "series") is None:
-            by_bucket = await self.store.series(
-                code,
-                self.reader.leaves(code),
-                counters_of(kpi),
-                buckets[0][0],
-                buckets[-1][1],
-                granularity,
-                sector,
-                now,
+            results = await self.reader.series(kpi, subject, buckets, granularity, sector, now)
+        else:
+            results = [(KpiValue(None, None, None, "no_data"), subject.basis_between(a, b)) for a, b in buckets]
+        return [
+            SeriesPointPublic(
+                start=start,
+                end=end,
+                value=value.value,
+                numerator=value.numerator,
+                denominator=value.denominator,
+                status=value.status,
+                basis=basis,
             )
-        population = self.units.units[code].population
-        points = []
-        for start, end in buckets:
-            result = evaluate(kpi, by_bucket.get(start, {}), population)
-            points.append(
-                SeriesPointPublic(
-                    start=start,
-                    end=end,
-                    value=result.value,
-                    numerator=result.numerator,
-                    denominator=result.denominator,
-                    status=result.status,
-                )
-            )
-        return points
+            for (start, end), (value, basis) in zip(buckets, results, strict=True)
+        ]
 
     async def ranking(
-        self, kpi: KpiDefinition, level: str, period: Period, sector: str | None, now: dt.datetime
-    ) -> tuple[list[RankingRowPublic], int]:
-        units = self.level_units(level, period)
-        codes = [u.code for u in units]
-        current = await self.reader.values([kpi], codes, period, sector, now)
-        before: dict[str, dict[str, KpiValue]] = {}
-        if note_of(kpi, "previous") is None:
-            before = await self.reader.values([kpi], codes, period.previous(), sector, now)
-        values = [current[c][kpi.id].value for c in codes]
+        self, kpi: KpiDefinition, level: str, period: Period, day: dt.date, history: History,
+        sector: str | None, now: dt.datetime,
+    ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+        """Rows of :class:`RankingRowPublic` as plain data (see :meth:`score`), ranked, and
+        how many units have a value."""
+        found = await self.compare([kpi], level, period, day, history, sector, now)
+        values = [found.values[s.key][kpi.id].value for s in found.current]
         ranks = rank(values, kpi.direction)
         rows = []
-        for unit, position in zip(units, ranks, strict=True):
-            result = current[unit.code][kpi.id]
-            previous = before.get(unit.code, {}).get(kpi.id)
+        for subject, before, position in zip(found.current, found.before, ranks, strict=True):
+            result = found.values[subject.key][kpi.id]
+            previous = found.previous_values.get(before.key, {}).get(kpi.id)
             prev_value = previous.value if previous else None
+            unit = subject.unit
             rows.append(
-                RankingRowPublic(
-                    rank=position,
-                    unit=unit.code,
-                    unit_name=unit.name,
-                    value=result.value,
-                    numerator=result.numerator,
-                    denominator=result.denominator,
-                    status=result.status,
-                    previous_value=prev_value,
-                    change=_change(result.value, prev_value),
-                )
+                {
+                    "rank": position,
+                    "unit": subject.code,
+                    "unit_key": subject.key,
+                    "unit_name": subject.name,
+                    "valid_from": unit.valid_from.isoformat() if unit.valid_from else None,
+                    "valid_to": unit.valid_to.isoformat() if unit.valid_to else None,
+                    "basis": subject.basis,
+                    "previous_basis": before.basis,
+                    "value": result.value,
+                    "numerator": result.numerator,
+                    "denominator": result.denominator,
+                    "status": result.status,
+                    "previous_value": prev_value,
+                    "change": _change(result.value, prev_value),
+                }
             )
-        rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.unit))
+        rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["unit"]))
         return rows, sum(1 for v in values if v is not None)
 
-    async def scorecard(self, code: str, period: Period, now: dt.datetime) -> list[ScorecardRowPublic]:
+    async def scorecard(
+        self, unit: Unit, period: Period, history: History, now: dt.datetime
+    ) -> tuple[list[ScorecardRowPublic], Subject, Subject]:
         """Every registry KPI of one unit, with its target and status (no data where none)."""
         kpis = list(self.kpis.kpis)
-        current = (await self.reader.values(kpis, [code], period, None, now))[code]
+        subject = self.reader.subject(unit, period, history)
+        before = self.reader.subject(unit, period.previous(), history)
         comparable = [k for k in kpis if note_of(k, "previous") is None]
-        before = (await self.reader.values(comparable, [code], period.previous(), None, now))[code]
+        found, found_before = await asyncio.gather(
+            self.reader.values(kpis, [subject], None, now), self.reader.values(comparable, [before], None, now)
+        )
+        current, previous = found[subject.key], found_before[before.key]
         rows = []
         for kpi in kpis:
-            result = current[kpi.id]
-            prev = before.get(kpi.id)
+            result, prev = current[kpi.id], previous.get(kpi.id)
             prev_value = prev.value if prev else None
             rows.append(
                 ScorecardRowPublic(
@@ -179,102 +223,45 @@ class KpiService:
                     note=note_of(kpi, "previous"),
                 )
             )
-        return rows
+        return rows, subject, before
 
-    async def score(self, level: str, period: Period, now: dt.datetime) -> list[ScoreRowPublic]:
-        units = self.level_units(level, period)
+    async def score(
+        self, level: str, period: Period, day: dt.date, history: History, now: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """Rows of :class:`ScoreRowPublic` as plain data, ranked: the route validates the
+        whole answer in one pass (548 communes × 11 indicators: one model at a time costs
+        more than the query)."""
+        units = self.level_units(level, day)
+        subjects = self.subjects(level, units, period, history)
         scored = [k for k in self.kpis.kpis if k.score is not None and k.computable]
-        values = await self.reader.values(scored, [u.code for u in units], period, None, now)
-        results = [composite_score(self.kpis, values[u.code]) for u in units]
+        values = await self.reader.values(scored, subjects, None, now)
+        results = [composite_score(self.kpis, values[s.key]) for s in subjects]
         ranks = rank([r.score for r in results], "higher")
-        rows = []
-        for unit, result, position in zip(units, results, ranks, strict=True):
-            groups = [
-                GroupScorePublic(
-                    group=key,
-                    name=g.name,
-                    max_points=g.max_points,
-                    points=round(g.points, 4),
-                    points_with_data=g.points_with_data,
-                    indicators=[IndicatorScorePublic(**i) for i in g.indicators],
-                )
-                for key, g in result.groups.items()
-            ]
-            rows.append(
-                ScoreRowPublic(
-                    rank=position,
-                    unit=unit.code,
-                    unit_name=unit.name,
-                    score=None if result.score is None else round(result.score, 4),
-                    points=round(result.points, 4),
-                    max_points_with_data=result.max_points_with_data,
-                    groups=groups,
-                    no_data=result.no_data,
-                    not_computable=result.not_computable,
-                )
-            )
-        rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.unit))
-        return rows
-
-    async def overdue(
-        self, code: str, now: dt.datetime, after: tuple[dt.datetime, str] | None, limit: int
-    ) -> tuple[list[dict[str, Any]], list[OverdueDossierPublic]]:
-        leaves = self.reader.leaves(code)
-        counts = await self.store.overdue_counts(leaves, now)
-        per_unit = [
+        rows = [
             {
-                "unit": c,
-                "unit_name": self.units.units[c].name if c in self.units else c,
-                "open": counts[c][0],
-                "overdue": counts[c][1],
+                "rank": position,
+                "unit": subject.code,
+                "unit_key": subject.key,
+                "unit_name": subject.name,
+                "basis": subject.basis,
+                "score": None if result.score is None else round(result.score, 4),
+                "points": round(result.points, 4),
+                "max_points_with_data": result.max_points_with_data,
+                "groups": [
+                    {
+                        "group": key,
+                        "name": g.name,
+                        "max_points": g.max_points,
+                        "points": round(g.points, 4),
+                        "points_with_data": g.points_with_data,
+                        "indicators": g.indicators,
+                    }
+                    for key, g in result.groups.items()
+                ],
+                "no_data": result.no_data,
+                "not_computable": result.not_computable,
             }
-            for c in sorted(counts)
+            for subject, result, position in zip(subjects, results, ranks, strict=True)
         ]
-        items = []
-        for row in await self.store.overdue_dossiers(leaves, now, after, limit):
-            state = DOSSIERS.from_row(row)
-            due = state.effective_due()
-            items.append(
-                OverdueDossierPublic(
-                    dossier_id=state.dossier_id,
-                    sector=state.sector,
-                    unit=state.unit_code,
-                    procedure_code=state.procedure_code,
-                    channel=state.channel,
-                    received_at=state.received_at,
-                    due_at=state.due_at,
-                    effective_due_at=due,
-                    overdue_hours=round(max(0.0, (now - due).total_seconds()) / 3600, 2) if due else None,
-                    supplement_count=state.supplement_count,
-                )
-            )
-        return per_unit, items
-
-    async def projects(
-        self, code: str, stage: str | None, now: dt.datetime
-    ) -> tuple[dict[str, int], float | None, list[ProjectPublic]]:
-        if stage is not None and stage not in PROJECT_STAGES:
-            raise InvalidQuery(f"stage must be one of {', '.join(PROJECT_STAGES)}")
-        states = [PROJECTS.from_row(r) for r in await self.store.projects(self.reader.leaves(code))]
-        today = calendar.local(now).date()
-        counts = snapshot_counters(states, today)
-        by_stage = {s: counts[f"project.stage.{s}"] for s in PROJECT_STAGES}
-        rule = self.kpis.get("project_on_schedule_rate")
-        rate = evaluate(rule, counts).value if rule is not None and states else None
-        items = [
-            ProjectPublic(
-                project_id=s.project_id,
-                sector=s.sector,
-                unit=s.unit_code,
-                title=s.title,
-                stage=s.stage,
-                planned_completion=s.planned_completion,
-                percent_complete=s.percent_complete,
-                planned_percent=s.planned_percent,
-                progress_reported_at=s.progress_reported_at,
-                schedule_status=schedule_status(s, today),
-            )
-            for s in states
-            if stage is None or s.stage == stage
-        ]
-        return by_stage, rate, items
+        rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, r["unit"]))
+        return rows

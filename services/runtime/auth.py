@@ -8,6 +8,7 @@ Verified keys are cached for ``cache_ttl_s`` (default 30 s) so the ingest hot pa
 read PostgreSQL per request; a revocation therefore takes effect within that time.
 """
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from services.core.calendar import local_date
 from services.runtime.db import UNAVAILABLE_ERRORS
 from services.runtime.problems import Unauthenticated, Unavailable
 
@@ -34,7 +36,8 @@ class Principal:
     label: str
     sector: str | None = None
     units: frozenset[str] | None = None  # ingest, connector: None means every unit
-    scope_unit: str | None = None  # operator: the unit whose subtree it may read
+    scope_unit: str | None = None  # operator: the code of the unit whose subtree it may read
+    issued_on: dt.date | None = None  # operator: the day of issue (which unit the code denoted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ def bearer_token(authorization: str | None) -> str:
 
 def _principal(row: asyncpg.Record | dict[str, Any]) -> Principal:
     units = row["units"]
+    created: dt.datetime | None = row.get("created_at") if isinstance(row, dict) else row["created_at"]
     return Principal(
         key_id=row["key_id"],
         kind=row["kind"],
@@ -89,6 +93,7 @@ def _principal(row: asyncpg.Record | dict[str, Any]) -> Principal:
         sector=row["sector"],
         units=frozenset(units) if units is not None else None,
         scope_unit=row["scope_unit"],
+        issued_on=local_date(created) if created is not None else None,
     )
 
 

@@ -21,6 +21,10 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # a connection the server dropped in the middle of an operation can surface as "cannot
+    # switch to state …; another operation is in progress" on its next use (seen when
+    # PostgreSQL is killed under load): the connection is unusable, the database may be fine
+    asyncpg.exceptions.InternalClientError,
 )
 
 

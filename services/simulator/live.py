@@ -1,15 +1,20 @@
 """Drive the sector services like real sector systems would: batched CloudEvents over HTTP.
 
-First the recent past is sent as fast as the services take it (a backfill, so the dashboard
-has history), then events follow the (shifted) clock in real time. A batch answered 503 or
-not answered is retried with backoff - the services only ever accept durable events, and
-duplicates are harmless (the aggregator counts each (source, id) once).
+First history is sent as fast as the services take it - from 1 January 2025 by default, so
+that the months before and after the reform of 1 July 2025 are there within minutes - then
+events follow the clock. A batch answered 503 or not answered is retried with backoff - the
+services only ever accept durable events. Progress is checkpointed (:mod:`.state`), so a
+second run resumes where the first stopped and sends nothing twice; what a crash leaves in
+doubt is resent with the same ids, which the aggregator counts once.
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +23,13 @@ import httpx
 import structlog
 
 from schemas.sectors import sector_of
+from services.core.calendar import VN
+from services.core.units import UnitRegistry
 from services.runtime.clock import Clock
 from services.runtime.retry import call_retrying, retrying
+from services.simulator.density import Density
 from services.simulator.generator import SectorSystems
+from services.simulator.state import LIVE_LEASE_S, Checkpoint, StateFile
 
 log = structlog.get_logger(__name__)
 BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
@@ -125,24 +134,122 @@ async def wait_ready(urls: dict[str, str], timeout_s: float = 120) -> None:
             await call_retrying(f"wait for {url}", ready, (NotReady, httpx.HTTPError), give_up_after_s=timeout_s)
 
 
+def start_run(
+    registry: UnitRegistry,
+    store: StateFile | None,
+    now: dt.datetime,
+    *,
+    history_from: dt.datetime,
+    full_days: float,
+    seed: int,
+    **options: Any,
+) -> tuple[SectorSystems, float]:
+    """The generator of this run and where it starts sending (epoch seconds).
+
+    Without a checkpoint: from ``history_from``. With one: where it left off
+    (:meth:`Checkpoint.resume_at`), with what it had scheduled; its seed wins. Either way hours
+    not generated yet and older than ``full_days`` before ``now`` - the history, or the gap
+    left by a long stop - get the history density, the rest the full rate.
+    """
+    density = Density(full_from=now.timestamp() - full_days * 86400)
+    checkpoint = store.load() if store is not None else None
+    if checkpoint is not None and checkpoint.seed != seed:
+        log.warning("the checkpoint's seed wins", checkpoint_seed=checkpoint.seed, seed=seed)
+    seed = checkpoint.seed if checkpoint is not None else seed
+    sim = SectorSystems(registry, history_from, seed=seed, density=density, **options)
+    if checkpoint is None:
+        return sim, sim.next_hour * 3600.0
+    start = checkpoint.resume_at(time.time())
+    if start > checkpoint.cursor:
+        log.warning(
+            "checkpoint older than the deduplication horizon: its window is not sent again",
+            window_from=_iso(checkpoint.cursor),
+            window_to=_iso(start),
+        )
+    sim.restore(checkpoint.next_hour, (s for s in checkpoint.pending if s.deliver_at >= start))
+    log.info("resuming", at=_iso(start), pending=len(sim.pending()), next_hour=_iso(checkpoint.next_hour * 3600))
+    return sim, start
+
+
 async def run_live(
-    sim: SectorSystems, sender: Sender, clock: Clock, *, tick_s: float = 1.0, stop: asyncio.Event | None = None
-) -> None:
-    """Send everything up to now (the backfill), then keep up with the clock until stopped."""
+    sim: SectorSystems,
+    sender: Sender,
+    clock: Clock,
+    *,
+    cursor: float,
+    store: StateFile | None = None,
+    stop: asyncio.Event | None = None,
+    tick_s: float = 1.0,
+    chunk_events: int = 50_000,
+    lease_s: float = LIVE_LEASE_S,
+    stop_at: float | None = None,
+) -> float:
+    """Send everything from ``cursor`` up to now (the history, in chunks of about
+    ``chunk_events``), then keep up with the clock until ``stop`` (or until the cursor reaches
+    ``stop_at``); returns the final cursor.
+
+    Before sending past the last lease it writes a checkpoint (:mod:`.state`); it moves the
+    cursor only over acknowledged events, and writes a final checkpoint when it stops between
+    deliveries. Stopped in the middle of one, it leaves the last checkpoint as it is."""
     stop = stop or asyncio.Event()
-    first = True
-    while not stop.is_set():
-        now = clock.now()
-        events = list(sim.until(now))
-        if events:
-            await sender.send(events)
-        if first:
-            log.info("backfill sent", events=sender.stats.accepted, rejected=sender.stats.rejected)
-            first = False
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=tick_s)
-        except TimeoutError:
-            pass
+    lease = cursor
+    began, first = time.monotonic(), sender.stats.accepted
+    caught_up = False
+    while not stop.is_set() and (stop_at is None or cursor < stop_at):
+        now = clock.now().timestamp() if stop_at is None else min(stop_at, clock.now().timestamp())
+        if cursor >= lease:
+            lease = _next_lease(sim, cursor, now, chunk_events, lease_s)
+            _checkpoint(store, sim, cursor, lease)
+        end = min(now, lease)
+        if end > cursor:
+            events = list(sim.pop(end))
+            if events and not await _unless_stopped(sender.send(events), stop):
+                return cursor  # stopped mid-delivery: the last checkpoint stays
+            cursor = end
+            if not caught_up and end < now:
+                log.info("history chunk sent", up_to=_iso(end), events=sender.stats.accepted - first)
+        if not caught_up and cursor >= now:
+            caught_up = True
+            seconds = round(time.monotonic() - began, 1)
+            log.info("history sent", events=sender.stats.accepted - first, seconds=seconds, up_to=_iso(cursor))
+        if cursor >= now and (stop_at is None or cursor < stop_at):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick_s)
+    _checkpoint(store, sim, cursor, cursor)
+    return cursor
+
+
+def _next_lease(sim: SectorSystems, cursor: float, now: float, chunk_events: int, lease_s: float) -> float:
+    """How far the next round may send: a chunk of history while behind, else ``lease_s``
+    past now; the hours up to there are generated."""
+    if cursor < now - lease_s:
+        return sim.advance(now, max_events=chunk_events)
+    lease = now + lease_s
+    sim.advance(lease)
+    return lease
+
+
+def _checkpoint(store: StateFile | None, sim: SectorSystems, cursor: float, lease: float) -> None:
+    if store is not None:
+        store.save(Checkpoint(sim.seed, cursor, lease, sim.next_hour, pending=sim.pending()))
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event, grace_s: float = 2.0) -> bool:
+    """Run ``work`` to its end (True); when ``stop`` is set first, give it ``grace_s`` more,
+    then cancel it (False)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        await asyncio.wait({task}, timeout=grace_s)
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
 
 
 def load_keys(path: Path) -> dict[str, str]:
@@ -151,5 +258,5 @@ def load_keys(path: Path) -> dict[str, str]:
     return keys
 
 
-def start_of_backfill(now: dt.datetime, days: float) -> dt.datetime:
-    return now - dt.timedelta(days=days)
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, VN).isoformat(timespec="seconds")

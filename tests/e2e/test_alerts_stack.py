@@ -1,21 +1,27 @@
-"""Alerts on `make run`'s stack: the simulator's lagging units (Hậu Lộc 400, Nông Cống 404,
-Thọ Xuân 395) work on paper, so within minutes of start ``GET /v1/alerts?state=open`` lists
+"""Alerts on `make run`'s stack: the simulator's lagging communes - the 20 formed mostly from
+Hậu Lộc (400), Nông Cống (404) and Thọ Xuân (395) - work on paper, so within minutes of start
+``GET /v1/alerts?state=open`` lists
 
 - threshold alerts: their ``incoming_electronic_rate`` is red (0 %: no incoming document
-  is handled on the system), as soon as the backfill is counted;
+  is handled on the system), as soon as the history is counted;
 - silence alerts for "incoming documents handled electronically": they never send one, so
-  they are silent since the alerts worker started; the dev setting ``ALERTS_SILENCE_SCALE``
-  shortens the 4 working hours of that rule to about a minute (the stack starts on Monday
-  08:00, in office hours).
+  they are silent since the alerts worker started; ``ALERTS_SILENCE_SCALE`` shortens the 4
+  working hours of that rule to 72 s of office time.
 
-The dashboard's alerts panel reads the same endpoint.
+The stack runs on the real clock. Office time does not pass at night, at weekends or on
+holidays, so the alerts worker alone reads its clock from ``ALERTS_CLOCK_FILE``, which this
+test moves in real time from the last moment before now that begins a full working hour; the
+simulator's history covers the week before it. The dashboard's alerts panel reads the same
+endpoint.
 """
 
+import datetime as dt
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,29 +30,73 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.migrate import reference_registry
 from infra.processes import free_port, spawn, stop
+from services.alerts.clock import write_clock
+from services.alerts.rules import HOLIDAYS_PATH, load_calendar
+from services.core.calendar import VN
+from services.core.history import main_former
+from services.simulator.profiles import LAGGING_UNITS
 from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-LAGGING = {"400", "404", "395"}
 log = logging.getLogger(__name__)
+
+
+def lagging_communes(day: dt.date) -> set[str]:
+    registry = reference_registry()
+    return {u.code for u in registry.at_level(3, day) if (m := main_former(registry, u)) and m.code in LAGGING_UNITS}
+
+
+def office_start(now: dt.datetime) -> dt.datetime:
+    """The latest quarter hour at or before ``now`` that begins a full working hour."""
+    calendar = load_calendar(HOLIDAYS_PATH)
+    moment = now.astimezone(VN).replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    while calendar.working_seconds(moment, moment + dt.timedelta(hours=1)) < 3600:
+        moment -= dt.timedelta(minutes=15)
+    return moment
+
+
+class MovingClock(threading.Thread):
+    """Writes ``origin + time elapsed`` to the alerts worker's clock file until stopped."""
+
+    def __init__(self, path: Path, origin: dt.datetime) -> None:
+        super().__init__(daemon=True)
+        self.path, self.origin, self.began = path, origin, time.monotonic()
+        self.halt = threading.Event()
+        self.tick()
+
+    def tick(self) -> None:
+        write_clock(self.path, self.origin + dt.timedelta(seconds=time.monotonic() - self.began))
+
+    def run(self) -> None:
+        while not self.halt.wait(0.5):
+            self.tick()
 
 
 class AlertStack:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {n: free_port() for n in ("education", "health", "transport", "culture", "aggregator", "kpi_api")}
-        self.ports["alerts"] = free_port()
+        names = ("education", "health", "transport", "culture", "aggregator", "kpi_api", "alerts", "connectors")
+        self.ports = {n: free_port() for n in names}
+        now = dt.datetime.now(VN)
+        self.origin = office_start(now)
+        self.clock = MovingClock(data_dir / "alerts-clock.txt", self.origin)
+        self.clock.start()
+        history_days = (now - self.origin).total_seconds() / 86400 + 7
         env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
         env.update(
             STACK_DATA_DIR=str(data_dir),
             STACK_KAFKA_PORT=str(free_port()),
             STACK_POSTGRES_PORT=str(free_port()),
-            # three days of history from Friday 08:00 (the lagging units' Friday documents make
-            # their rates red), at a quarter of the default rate to spare the test machine
-            STACK_SIMULATOR_RATE="1500",
-            STACK_SIMULATOR_BACKFILL_DAYS="3",
+            # a week of history before the worker's clock, mostly dossiers and documents (the
+            # history density): a dozen incoming documents per lagging commune in the KPI's
+            # 7-day window; the last half hour at the full rate
+            STACK_SIMULATOR_RATE="6000",
+            STACK_SIMULATOR_HISTORY_DAYS=f"{history_days:.3f}",
+            STACK_SIMULATOR_FULL_DAYS="0.02",
+            ALERTS_CLOCK_FILE=str(self.clock.path),
             ALERTS_SILENCE_SCALE="0.005",  # 4 working hours → 72 s
             ALERTS_SILENCE_CHECK_S="5",
             PYTHONPATH=str(ROOT),
@@ -85,31 +135,35 @@ def stack(tmp_path: Path) -> Iterator[AlertStack]:
     running = AlertStack(data)
     yield running
     stop(running.proc, timeout_s=15, sig=signal.SIGINT)
+    running.clock.halt.set()
 
 
-def _kinds_for_lagging(alerts: list[dict[str, Any]], rule: str) -> set[str]:
-    return {a["unit"] for a in alerts if a["rule"] == rule and a["unit"] in LAGGING}
+def _units(alerts: list[dict[str, Any]], rule: str, among: set[str]) -> set[str]:
+    return {a["unit"] for a in alerts if a["rule"] == rule and a["unit"] in among}
 
 
-def test_lagging_units_raise_alerts_within_minutes(stack: AlertStack) -> None:
+def test_lagging_communes_raise_alerts_within_minutes(stack: AlertStack) -> None:
+    lagging = lagging_communes(stack.origin.date())
+    assert len(lagging) == 20
     threshold = eventually_sync(
         stack.open_alerts,
-        lambda alerts: _kinds_for_lagging(alerts, "threshold.incoming_electronic_rate") == LAGGING,
+        lambda alerts: _units(alerts, "threshold.incoming_electronic_rate", lagging) == lagging,
         timeout_s=300,
         every_s=1,
-        what="threshold alerts for the lagging units",
+        what="threshold alerts for the lagging communes",
     )
     first_threshold_s = time.monotonic() - stack.started
     for alert in threshold:
-        if alert["rule"] == "threshold.incoming_electronic_rate" and alert["unit"] in LAGGING:
+        if alert["rule"] == "threshold.incoming_electronic_rate" and alert["unit"] in lagging:
             assert alert["value"] == 0 and alert["threshold"] == 60 and alert["status"] == "red"
-            assert alert["unit_name"] and alert["opened_at"].startswith("2025-05-05")
+            opened = dt.datetime.fromisoformat(alert["opened_at"])
+            assert alert["unit_name"] and stack.origin <= opened < stack.origin + dt.timedelta(minutes=10)
     silence = eventually_sync(
         stack.open_alerts,
-        lambda alerts: _kinds_for_lagging(alerts, "silence.incoming_on_system") == LAGGING,
+        lambda alerts: _units(alerts, "silence.incoming_on_system", lagging) == lagging,
         timeout_s=max(10.0, 300 - (time.monotonic() - stack.started)),
         every_s=1,
-        what="silence alerts for the lagging units",
+        what="silence alerts for the lagging communes",
     )
     first_silence_s = time.monotonic() - stack.started
     log.warning(

@@ -223,66 +223,76 @@ async def _async(value: Any) -> Any:
 
 
 async def test_threshold_alert_hysteresis_and_a_webhook_that_fails_twice(harness: Harness, receiver: Receiver) -> None:
-    """incoming_electronic_rate of unit 390: 20 % (red: opens) → 73 % (amber: stays open) →
-    92 % (green: closes). The webhook fails twice per delivery and still gets each once."""
+    """incoming_electronic_rate of one commune of district 390 - the only unit reporting, so
+    its district and the province have the same value: 20 % (red: opens) → 73 % (amber: stays
+    open) → 92 % (green: closes), at all three levels. The webhook fails twice per delivery
+    and still gets each once."""
     receiver.fail_first = 2
     now = at("2025-05-07 10:00")  # a Wednesday
+    commune = REGISTRY.children("390", now.date())[0]
+    levels = {commune, "390", "38"}
     harness.set_clock(now)
     rule = "threshold.incoming_electronic_rate"
     aggregator = harness.aggregator().start()
     alerts = harness.alerts(NO_SILENCE_RULES, webhook=receiver.url).start()
     try:
         times = [now - dt.timedelta(hours=h, minutes=m) for h in range(1, 30) for m in range(0, 60, 10)]
-        harness.produce([incoming("390", times[i], on_system=i < 2) for i in range(10)])
+        harness.produce([incoming(commune, times[i], on_system=i < 2) for i in range(10)])
         opened = await eventually(
-            lambda: harness.alerts_of(rule), lambda a: len(a) == 1, timeout_s=90, what="alert opened"
+            lambda: harness.alerts_of(rule), lambda a: len(a) == 3, timeout_s=90, what="alerts opened"
         )
-        assert opened[0]["unit_code"] == "390" and opened[0]["state"] == "open"
-        assert opened[0]["details"]["value"] == pytest.approx(20.0)
-        assert opened[0]["details"]["threshold"] == 60 and opened[0]["details"]["close_threshold"] == 90
+        assert {a["unit_code"] for a in opened} == levels and {a["state"] for a in opened} == {"open"}
+        for alert in opened:
+            assert alert["details"]["value"] == pytest.approx(20.0)
+            assert alert["details"]["threshold"] == 60 and alert["details"]["close_threshold"] == 90
 
-        harness.produce([incoming("390", times[10 + i], on_system=True) for i in range(20)])  # 22/30
+        harness.produce([incoming(commune, times[10 + i], on_system=True) for i in range(20)])  # 22/30
         hovering = await eventually(
             lambda: harness.alerts_of(rule),
-            lambda a: a[-1]["details"]["value"] == pytest.approx(22 / 30 * 100),
+            lambda a: all(x["details"]["value"] == pytest.approx(22 / 30 * 100) for x in a),
             timeout_s=60,
             what="amber value recorded",
         )
-        assert [a["state"] for a in hovering] == ["open"], "amber must not close the alert"
+        assert {a["state"] for a in hovering} == {"open"} and len(hovering) == 3, "amber must not close an alert"
 
-        harness.produce([incoming("390", times[30 + i], on_system=True) for i in range(70)])  # 92/100
+        harness.produce([incoming(commune, times[30 + i], on_system=True) for i in range(70)])  # 92/100
         closed = await eventually(
-            lambda: harness.alerts_of(rule), lambda a: a[-1]["state"] == "closed", timeout_s=60, what="alert closed"
+            lambda: harness.alerts_of(rule),
+            lambda a: {x["state"] for x in a} == {"closed"},
+            timeout_s=60,
+            what="alerts closed",
         )
-        assert len(closed) == 1 and closed[0]["closed_at"] == now
+        assert len(closed) == 3 and all(a["closed_at"] == now for a in closed)
         history = [r["action"] for r in await harness.rows("SELECT action FROM alert_history ORDER BY id")]
-        assert history[:1] == ["opened"] and "closed" in history
+        assert history.count("opened") == 3 and history.count("closed") == 3
 
         # the webhook: 2 failures then success, exactly once per (alert, event), signed
-        ident = closed[0]["id"]
-        wanted = {f"alert-{ident}-opened", f"alert-{ident}-closed"}
+        wanted = {f"alert-{a['id']}-{event}" for a in closed for event in ("opened", "closed")}
         await eventually(lambda: _async(set(receiver.delivered)), lambda d: d == wanted, timeout_s=30)
         assert receiver.delivered == Counter({w: 1 for w in wanted})
         assert receiver.attempts == Counter({w: 3 for w in wanted})
         assert receiver.bad_signatures == 0
-        assert receiver.bodies[f"alert-{ident}-closed"]["alert"]["state"] == "closed"
+        assert all(receiver.bodies[f"alert-{a['id']}-closed"]["alert"]["state"] == "closed" for a in closed)
         deliveries = await harness.rows("SELECT webhook, attempts, delivered_at FROM alert_deliveries")
         hook = [d for d in deliveries if d["webhook"] == receiver.url]
-        assert len(hook) == 2 and all(d["attempts"] == 3 and d["delivered_at"] for d in hook)
-        # and the alerts topic carried both events, keyed by unit
-        messages = read_all(harness.servers.bootstrap, alerts_topic(harness.prefix), expected=2)
-        assert sorted(orjson.loads(m.value())["event"] for m in messages) == ["alert.closed", "alert.opened"]
-        assert {m.key() for m in messages} == {b"390"}
+        assert len(hook) == 6 and all(d["attempts"] == 3 and d["delivered_at"] for d in hook)
+        # and the alerts topic carried every event, keyed by unit
+        messages = read_all(harness.servers.bootstrap, alerts_topic(harness.prefix), expected=6)
+        events = Counter((m.key(), orjson.loads(m.value())["event"]) for m in messages)
+        assert events == Counter({(u.encode(), e): 1 for u in levels for e in ("alert.opened", "alert.closed")})
     finally:
         alerts.stop()
         aggregator.stop()
 
 
 async def test_silence_alert_for_the_unit_that_stops_in_working_hours_only(harness: Harness) -> None:
-    """Every unit reports on Friday afternoon; all but 400 report again on Monday morning. The
-    period (2 working hours) is long past in wall time over the weekend, but no alert opens
-    before Monday 08:30 - and then only for 400. Its next event closes it."""
-    units = sorted(u.code for u in UNITS if u.level == 2)
+    """Every commune reports on Friday afternoon; all but one report again on Monday morning.
+    The period (2 working hours) is long past in wall time over the weekend, but no alert opens
+    before Monday 08:30 - and then only for that commune. Its next event closes it."""
+    # the units that send events: the communes valid that Friday (548 before the 2025 reform)
+    units = sorted(u.code for u in REGISTRY.at_level(3, dt.date(2025, 5, 9)))
+    assert len(units) > 500
+    quiet_one = units[len(units) // 2]
     harness.set_clock(at("2025-05-09 15:30"))  # Friday
     alerts = harness.alerts(SILENCE_RULES).start()
     rule = "silence.incoming_on_system"
@@ -297,20 +307,20 @@ async def test_silence_alert_for_the_unit_that_stops_in_working_hours_only(harne
             await eventually(lambda: metric(alerts, "alerts_sector_events_total"), lambda v: v >= matched, timeout_s=60)
 
         await send(units, at("2025-05-09 15:30"))
-        await send([u for u in units if u != "400"], at("2025-05-09 16:00"))
+        await send([u for u in units if u != quiet_one], at("2025-05-09 16:00"))
         for quiet in (at("2025-05-09 23:00"), at("2025-05-10 12:00"), at("2025-05-12 07:45")):
             harness.set_clock(quiet)  # night, weekend, before office hours: 1.5 h + 0.25 h < 2 h
             await checked_at(alerts, quiet)
             assert await harness.alerts_of(rule) == [], quiet
-        await send([u for u in units if u != "400"], at("2025-05-12 08:10"))
-        harness.set_clock(at("2025-05-12 08:31"))  # 400: 1.5 h on Friday + 1 h 01 on Monday
+        await send([u for u in units if u != quiet_one], at("2025-05-12 08:10"))
+        harness.set_clock(at("2025-05-12 08:31"))  # the quiet one: 1.5 h on Friday + 1 h 01 on Monday
         opened = await eventually(lambda: harness.alerts_of(rule), lambda a: len(a) >= 1, timeout_s=30)
         await checked_at(alerts, at("2025-05-12 08:31"))
         opened = await harness.alerts_of(rule)
-        assert [(a["unit_code"], a["state"]) for a in opened] == [("400", "open")]
+        assert [(a["unit_code"], a["state"]) for a in opened] == [(quiet_one, "open")]
         assert opened[0]["details"]["last_seen"] == at("2025-05-09 15:30").astimezone(dt.UTC).isoformat()
 
-        await send(["400"], at("2025-05-12 08:40"))
+        await send([quiet_one], at("2025-05-12 08:40"))
         closed = await eventually(lambda: harness.alerts_of(rule), lambda a: a[0]["state"] == "closed", timeout_s=30)
         assert len(closed) == 1
     finally:
@@ -325,15 +335,18 @@ async def expected_live(dsn: str, now: dt.datetime) -> tuple[set[tuple[str, str]
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         reader = KpiReader(KpiStore(pool), registry, REGISTRY)
-        codes = sorted(u.code for u in UNITS if u.level == 2)
-        period = Period(local(now - dt.timedelta(days=7)), local(now))
-        values = await reader.values(kpis, codes, period, None, now)
+        # the districts and communes that exist at "now", as the worker judges them
+        today = local(now).date()
+        assert {k.window_days for k in kpis} == {7}, "judged here over one window"
+        period = Period.window(now, 7)
+        subjects = {u.code: reader.subject(u, period) for level in (2, 3) for u in REGISTRY.at_level(level, today)}
+        values = await reader.values(kpis, list(subjects.values()), None, now)
     finally:
         await pool.close()
     red, green = set(), set()
-    for code in codes:
+    for code, subject in subjects.items():
         for kpi in kpis:
-            result = values[code][kpi.id]
+            result = values[subject.key][kpi.id]
             if result.value is None or (result.denominator or 0) < 5:
                 continue
             if result.status == "red":

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry, reference_units
 from services.aggregator.adapters.postgres import PgCounterStore
-from services.core.units import UnitRegistry
+from services.core.history import formed_from
 from services.kpi_api.app import create_app
 from services.runtime.auth import create_key, revoke_key
 from services.runtime.clock import FixedClock
@@ -25,7 +25,7 @@ from tests.support.servers import Servers, fresh_database
 from tests.support.waiting import eventually_sync
 
 pytestmark = pytest.mark.integration
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 START = dt.datetime(2025, 5, 5, tzinfo=dt.UTC)
 PERIOD = {"from": "2025-05-05T00:00:00+07:00", "to": "2025-05-08T00:00:00+07:00"}
 
@@ -103,8 +103,11 @@ def test_a_unit_scoped_operator_reads_its_own_unit(api: Any) -> None:
     client, keys, _ = api
     assert get(client, keys["tho_xuan"], "/v1/units/395/scorecard", **PERIOD).status_code == 200
     assert get(client, keys["tho_xuan"], "/v1/kpis/ridership/series", unit="395", **PERIOD).status_code == 200
-    units = get(client, keys["tho_xuan"], "/v1/units").json()["items"]
-    assert [u["code"] for u in units] == ["395"]
+    units = get(client, keys["tho_xuan"], "/v1/units", as_of="2025-05-08").json()["items"]
+    communes = {u.code for u in REGISTRY.at_level(3, dt.date(2025, 5, 8), within="395")}
+    assert units[0]["code"] == "395" and {u["code"] for u in units[1:]} == communes
+    today = get(client, keys["tho_xuan"], "/v1/units", as_of="2026-01-01").json()["items"]
+    assert {u["code"] for u in today} == {u.code for u in formed_from(REGISTRY, REGISTRY.get("395"))}
 
 
 def test_rankings_and_scores_show_a_scoped_operator_only_its_row_with_the_provincial_rank(api: Any) -> None:

@@ -15,10 +15,10 @@ import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry, reference_units
 from schemas.kpi import load_registry
+from schemas.kpi_api import RankingPublic, ScorePublic
 from services.aggregator.adapters.postgres import PgCounterStore
-from services.core.units import UnitRegistry
 from services.kpi_api.app import create_app
 from services.runtime.auth import create_key
 from services.runtime.clock import FixedClock
@@ -28,7 +28,7 @@ from tests.support.servers import Servers, fresh_database
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry()
-UNITS = UnitRegistry.from_units(reference_units())
+UNITS = reference_registry()
 START = dt.datetime(2025, 5, 5, tzinfo=dt.UTC)
 NOW = dt.datetime(2025, 5, 8, 3, tzinfo=dt.UTC)
 PERIOD = {"from": "2025-05-05T00:00:00+07:00", "to": "2025-05-08T00:00:00+07:00"}
@@ -110,5 +110,8 @@ def test_scorecards_of_every_unit_and_the_score_answer(client: TestClient, perio
                 assert row["note"]
     score = client.get("/v1/score", params={**period, "level": "district"})
     assert score.status_code == 200, score.text
+    ScorePublic.model_validate_json(score.content)  # rows are built without validation: the answer must still be valid
+    ranking = client.get("/v1/kpis/dossier_on_time_rate/ranking", params={**period, "level": "district"})
+    RankingPublic.model_validate_json(ranking.content)
     for row in score.json()["items"]:
         assert set(row["not_computable"]) == {k.id for k in REGISTRY.kpis if k.score and not k.computable}

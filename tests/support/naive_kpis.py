@@ -112,46 +112,54 @@ def dossiers(events: list[Event]) -> dict[str, Dossier]:
 
 @dataclass
 class Scope:
-    """Which events count: units (a subtree), a half-open period, optionally one sector."""
+    """Which events count, and how much: units (a subtree), a half-open period, optionally
+    one sector. ``pieces`` (code, start, end, weight), when given, replace ``units``: an
+    event of ``code`` timed in [start, end) counts ``weight`` times - how a restated history
+    is written by hand (a whole predecessor 1, a split one its share)."""
 
     units: set[str]
     start: dt.datetime
     end: dt.datetime
     sector: str | None
     now: dt.datetime
+    pieces: list[tuple[str, dt.datetime, dt.datetime, float]] | None = None
+    population: int | None = None  # residents, for per-capita KPIs
 
-    def takes(self, e: Event) -> bool:
-        sector = e["type"].split(".")[3]
-        return (
-            e["unit"] in self.units
-            and self.start <= _t(e["time"]) < self.end
-            and (self.sector is None or sector == self.sector)
-        )
+    def weight(self, unit: str, at: dt.datetime, sector: str) -> float:
+        if not (self.start <= at < self.end and (self.sector is None or sector == self.sector)):
+            return 0.0
+        if self.pieces is None:
+            return 1.0 if unit in self.units else 0.0
+        return sum(w for code, a, b, w in self.pieces if code == unit and a <= at < b)
 
-    def takes_dossier(self, d: Dossier) -> bool:
-        return (
-            d.received is not None
-            and d.unit in self.units
-            and self.start <= d.received < self.end
-            and (self.sector is None or d.sector == self.sector)
-        )
+    def takes(self, e: Event) -> float:
+        return self.weight(e["unit"], _t(e["time"]), e["type"].split(".")[3])
+
+    def takes_dossier(self, d: Dossier) -> float:
+        return 0.0 if d.received is None else self.weight(d.unit, d.received, d.sector)
 
 
 def _ratio(num: float, den: float, scale: float = 100.0) -> float | None:
     return scale * num / den if den else None
 
 
-def _of(events: list[Event], scope: Scope, entity_verb: str) -> list[dict[str, Any]]:
-    return [e["data"] for e in events if e["type"].endswith("." + entity_verb) and scope.takes(e)]
+def _of(events: list[Event], scope: Scope, entity_verb: str) -> list[tuple[float, dict[str, Any]]]:
+    """(weight, data) of the events of a type the scope takes."""
+    out = []
+    for e in events:
+        if e["type"].endswith("." + entity_verb) and (w := scope.takes(e)):
+            out.append((w, e["data"]))
+    return out
 
 
-def _quantile(q: float, seconds: list[int]) -> float | None:
-    if not seconds:
+def _quantile(q: float, seconds: list[tuple[float, int]]) -> float | None:
+    total = sum(w for w, _s in seconds)
+    if not total:
         return None
-    wanted = q * len(seconds)
-    lower_bound, lower_count = 0, 0
+    wanted = q * total
+    lower_bound, lower_count = 0, 0.0
     for h in HOURS:
-        count = sum(1 for s in seconds if s <= h * 3600)
+        count = sum(w for w, s in seconds if s <= h * 3600)
         if count >= wanted:
             span = count - lower_count
             return lower_bound + (h - lower_bound) * ((wanted - lower_count) / span if span else 0.0)
@@ -192,92 +200,116 @@ def documents(events: list[Event]) -> list[Document]:
     return [d for d in out.values() if not d.revoked and not d.first["type"].endswith(".revoked")]
 
 
-def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:
-    ds = [d for d in dossiers(events).values() if scope.takes_dossier(d)]
-    resolved = [d for d in ds if d.resolved is not None]
-    open_ = [d for d in ds if d.resolved is None and not d.withdrawn]
-    withdrawn = [d for d in ds if d.resolved is None and d.withdrawn]
-    docs = [d for d in documents(events) if scope.takes(d.first)]
-    digital = ("online", "app")
-    of: Callable[[str], list[dict[str, Any]]] = lambda ev: _of(events, scope, ev)  # noqa: E731
+def _sum(items: list[tuple[float, Any]], keep: Callable[[Any], Any] = lambda _x: True) -> float:
+    return sum(w * (1 if keep(x) is True else keep(x) or 0) for w, x in items)
+
+
+def _dossier_kpi(kpi: str, ds: list[tuple[float, Dossier]], now: dt.datetime) -> float | str | None:
+    resolved = [(w, d) for w, d in ds if d.resolved is not None]
+    open_ = [(w, d) for w, d in ds if d.resolved is None and not d.withdrawn]
+    withdrawn = _sum([(w, d) for w, d in ds if d.resolved is None and d.withdrawn])
+    received = _sum(ds)
     if kpi == "dossier_on_time_rate":
-        on_time = sum(d.on_time() for d in resolved) + sum(not d.overdue(scope.now) for d in open_)
-        return _ratio(on_time, len(ds) - len(withdrawn))
+        on_time = _sum(resolved, lambda d: d.on_time()) + _sum(open_, lambda d: not d.overdue(now))
+        return _ratio(on_time, received - withdrawn)
     if kpi == "dossier_on_time_by_date_rate":
-        return _ratio(sum(d.on_time_by_date() for d in resolved), len(resolved))
+        return _ratio(_sum(resolved, lambda d: d.on_time_by_date()), _sum(resolved))
     if kpi == "avg_processing_hours":
-        return _ratio(sum(d.processing_s() for d in resolved), len(resolved), 1 / 3600)
+        return _ratio(_sum(resolved, lambda d: d.processing_s()), _sum(resolved), 1 / 3600)
     if kpi in ("processing_p50_hours", "processing_p90_hours"):
-        return _quantile(0.5 if "p50" in kpi else 0.9, [d.processing_s() for d in resolved])
+        return _quantile(0.5 if "p50" in kpi else 0.9, [(w, d.processing_s()) for w, d in resolved])
     if kpi == "online_submission_rate":
-        return _ratio(sum(d.channel == "online" for d in ds), len(ds))
+        return _ratio(_sum(ds, lambda d: d.channel == "online"), received)
     if kpi == "online_payment_rate":
-        return _ratio(sum(d.fee and d.paid_online for d in ds), sum(d.fee for d in ds))
+        return _ratio(_sum(ds, lambda d: d.fee and d.paid_online), _sum(ds, lambda d: d.fee))
     if kpi == "e_result_rate":
-        return _ratio(sum(d.e_result for d in resolved), len(resolved))
+        return _ratio(_sum(resolved, lambda d: d.e_result), _sum(resolved))
     if kpi == "digitisation_rate":
-        return _ratio(sum(d.digitised for d in ds), len(ds))
+        return _ratio(_sum(ds, lambda d: d.digitised), received)
     if kpi == "data_reuse_rate":
-        return _ratio(sum(d.reused for d in ds), len(ds))
+        return _ratio(_sum(ds, lambda d: d.reused), received)
     if kpi == "satisfaction_rate":
-        late = sum(not d.on_time() for d in resolved) + sum(d.overdue(scope.now) for d in open_)
-        return _ratio(len(ds) - sum(d.rating is False for d in ds) - late, len(ds))
+        late = _sum(resolved, lambda d: not d.on_time()) + _sum(open_, lambda d: d.overdue(now))
+        return _ratio(received - _sum(ds, lambda d: d.rating is False) - late, received)
+    return "not a dossier KPI"
+
+
+def kpi_value(kpi: str, events: list[Event], scope: Scope) -> float | None:
+    ds = [(w, d) for d in dossiers(events).values() if (w := scope.takes_dossier(d))]
+    if kpi == "dossiers_per_10k":
+        return _sum(ds) / (scope.population / 10_000) if ds and scope.population else None
+    found = _dossier_kpi(kpi, ds, scope.now)
+    if found != "not a dossier KPI":
+        return found  # type: ignore[return-value]
+    docs = [(w, d) for d in documents(events) if (w := scope.takes(d.first))]
+    digital = ("online", "app")
+    of: Callable[[str], list[tuple[float, dict[str, Any]]]] = lambda ev: _of(events, scope, ev)  # noqa: E731
     if kpi == "incoming_electronic_rate":
-        incoming = [d for d in docs if d.first["type"].endswith(".incoming_registered")]
-        return _ratio(sum(d.incoming_flags[1] for d in incoming), len(incoming))
+        incoming = [(w, d) for w, d in docs if d.first["type"].endswith(".incoming_registered")]
+        return _ratio(_sum(incoming, lambda d: d.incoming_flags[1]), _sum(incoming))
     if kpi in ("outgoing_agency_signed_rate", "outgoing_personal_signed_rate"):
-        outgoing = [d.outgoing for d in docs if d.first["type"].endswith(".outgoing_issued") and d.outgoing]
+        outgoing = [(w, d.outgoing) for w, d in docs if d.first["type"].endswith(".outgoing_issued") and d.outgoing]
         key = "agency_signed" if "agency" in kpi else "personal_signed"
-        return _ratio(sum(x["data"][key] for x in outgoing), len(outgoing))
+        return _ratio(_sum(outgoing, lambda e: e["data"][key]), _sum(outgoing))
     if kpi == "digital_take_up":
         enrol, appts, tickets = of("enrolment.applied"), of("appointment.booked"), of("ticket.sold")
         num = (
-            sum(d.channel == "online" for d in ds)
-            + sum(x["channel"] in digital for x in enrol)
-            + sum(x["channel"] in digital for x in appts)
-            + sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital)
+            _sum(ds, lambda d: d.channel == "online")
+            + _sum(enrol, lambda x: x["channel"] in digital)
+            + _sum(appts, lambda x: x["channel"] in digital)
+            + _sum(tickets, lambda x: x.get("quantity", 1) if x["channel"] in digital else 0)
         )
-        den = len(ds) + len(enrol) + len(appts) + sum(x.get("quantity", 1) for x in tickets)
+        den = _sum(ds) + _sum(enrol) + _sum(appts) + _sum(tickets, lambda x: x.get("quantity", 1))
         return _ratio(num, den)
+    return _usage_kpi(kpi, of, digital, scope.population)
+
+
+def _usage_kpi(
+    kpi: str, of: Callable[[str], list[tuple[float, dict[str, Any]]]], digital: tuple[str, ...], population: int | None
+) -> float | None:
     if kpi == "online_enrolment_rate":
         enrol = of("enrolment.applied")
-        return _ratio(sum(x["channel"] in digital for x in enrol), len(enrol))
+        return _ratio(_sum(enrol, lambda x: x["channel"] in digital), _sum(enrol))
     if kpi == "elearning_minutes":
         sessions = of("elearning.session_completed")
-        return sum(round(x["minutes"] * 60) for x in sessions) / 60 if sessions else None
+        return _sum(sessions, lambda x: round(x["minutes"] * 60)) / 60 if sessions else None
     if kpi == "cashless_fee_rate":
         fees = of("fee.paid")
-        return _ratio(sum(x["method"] != "cash" for x in fees), len(fees))
+        return _ratio(_sum(fees, lambda x: x["method"] != "cash"), _sum(fees))
     if kpi == "online_booking_rate":
         appts = of("appointment.booked")
-        return _ratio(sum(x["channel"] in digital for x in appts), len(appts))
+        return _ratio(_sum(appts, lambda x: x["channel"] in digital), _sum(appts))
     if kpi == "chip_id_checkin_rate":
-        insured = [x for x in of("visit.checked_in") if x["insured"]]
-        return _ratio(sum(x["id_method"] in ("chip_id", "vneid") for x in insured), len(insured))
+        insured = [(w, x) for w, x in of("visit.checked_in") if x["insured"]]
+        return _ratio(_sum(insured, lambda x: x["id_method"] in ("chip_id", "vneid")), _sum(insured))
     if kpi == "emr_rate":
         closed = of("visit.closed")
-        return _ratio(sum(x["emr"] for x in closed), len(closed))
+        return _ratio(_sum(closed, lambda x: x["emr"]), _sum(closed))
     if kpi == "telemedicine_per_100k":
-        return None  # the reference units carry no population
+        consultations = of("telemedicine.consulted")
+        return _sum(consultations) / (population / 100_000) if consultations and population else None
+    if kpi == "ridership_per_10k":
+        taps = of("fare.tapped")
+        return _sum(taps) / (population / 10_000) if taps and population else None
     if kpi == "ridership":
         taps = of("fare.tapped")
-        return float(len(taps)) if taps else None
+        return _sum(taps) if taps else None
     if kpi == "on_time_performance":
         deps = of("vehicle.departed")
-        return _ratio(sum(0 <= x["delay_seconds"] <= 300 for x in deps), len(deps))
+        return _ratio(_sum(deps, lambda x: 0 <= x["delay_seconds"] <= 300), _sum(deps))
     if kpi == "cashless_fare_rate":
         taps = of("fare.tapped")
-        return _ratio(sum(x["payment"] != "cash" for x in taps), len(taps))
+        return _ratio(_sum(taps, lambda x: x["payment"] != "cash"), _sum(taps))
     if kpi == "eticket_rate":
         tickets = of("ticket.sold")
         return _ratio(
-            sum(x.get("quantity", 1) for x in tickets if x["channel"] in digital),
-            sum(x.get("quantity", 1) for x in tickets),
+            _sum(tickets, lambda x: x.get("quantity", 1) if x["channel"] in digital else 0),
+            _sum(tickets, lambda x: x.get("quantity", 1)),
         )
     if kpi == "visits":
         entries = of("entry.scanned")
-        return float(sum(x.get("count", 1) for x in entries)) if entries else None
+        return _sum(entries, lambda x: x.get("count", 1)) if entries else None
     if kpi == "library_loans":
         loans = of("library.loan_recorded")
-        return float(len(loans)) if loans else None
+        return _sum(loans) if loans else None
     raise KeyError(kpi)

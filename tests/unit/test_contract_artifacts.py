@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from infra.migrate import reference_registry, reference_units
 from schemas import SCHEMA_MAJOR_VERSION, export
 from schemas.envelope import ValidEvent, validate_event
 from schemas.events import EVENT_SPECS
@@ -21,14 +22,13 @@ from services.aggregator.adapters.kafka import dead_letter
 from services.aggregator.domain.decode import Poison, Record
 from services.aggregator.domain.fold import Effects
 from services.aggregator.flush import kpi_updates
-from services.core.units import UnitRegistry, load_units_csv
+from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, prepare_one
 from services.runtime.auth import Principal
 from services.simulator.generator import SectorSystems
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "schemas" / "generated"
-UNITS_CSV = REPO / "infra" / "reference" / "units_thanh_hoa_2020.csv"
 VN = dt.timezone(dt.timedelta(hours=7))
 
 # The smallest valid ``data`` of every event model, by ``entity.verb`` (required fields only).
@@ -168,7 +168,7 @@ def test_minimal_and_full_events_validate(type_: str) -> None:
 
 def simulated_events(per_type: int = 3) -> Iterator[dict[str, Any]]:
     start = dt.datetime(2025, 5, 5, 8, tzinfo=VN)
-    systems = SectorSystems(load_units_csv(UNITS_CSV), start, seed=3, events_per_hour=100)
+    systems = SectorSystems(reference_units(), start, seed=3, events_per_hour=100)
     seen: dict[str, int] = {}
     for event in systems.until(start + dt.timedelta(days=14)):
         if seen.get(event["type"], 0) < per_type:
@@ -366,7 +366,7 @@ def test_operations_of_services_and_aggregator() -> None:
 
 @cache
 def registry() -> UnitRegistry:
-    return UnitRegistry.from_units(load_units_csv(UNITS_CSV))
+    return reference_registry()
 
 
 def record_of(event: dict[str, Any]) -> tuple[str, Any, dict[str, str]]:

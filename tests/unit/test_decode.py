@@ -7,17 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 from schemas.envelope import validate_event
 from schemas.events import EVENT_SPECS
 from schemas.events.dossiers import DossierPaid
 from schemas.sectors import Sector
 from services.aggregator.domain.decode import Decoded, Decoder, Poison, Record, event_key
-from services.core.units import UnitRegistry
 from services.ingest.pipeline import kafka_headers
 from services.simulator.encode import to_record
 
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 PAID = "vn.gov.thanhhoa.health.dossier.paid"
 DATA = {"dossier_id": "000.00.28.H56-250505-0001", "online": True}
 

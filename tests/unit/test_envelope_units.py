@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 from schemas.envelope import ValidEvent, validate_event
 from schemas.events.usage import AppointmentBooked
 from schemas.sectors import Sector
-from services.core.units import Unit, UnitRegistry, local_date
+from services.core.units import local_date
 
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 
 EVENT = {
     "specversion": "1.0",
@@ -179,61 +179,6 @@ def test_validity_is_read_on_the_vietnamese_calendar_day(code, moment, valid):
 )
 def test_local_date_near_midnight(moment, day):
     assert local_date(dt.datetime.fromisoformat(moment)) == dt.date.fromisoformat(day)
-
-
-def test_lineage_is_the_unit_then_its_ancestors():
-    assert REGISTRY.lineage("390") == ("390", "38")
-    assert REGISTRY.lineage("38") == ("38",)
-    assert REGISTRY.lineage("nope") == ()
-    assert REGISTRY.covers("38", "390") and REGISTRY.covers("390", "390") and not REGISTRY.covers("390", "38")
-
-
-def test_descendants_and_levels_of_the_reference_registry():
-    districts = REGISTRY.descendants("38")
-    assert districts == sorted(districts) and len(districts) == len(REGISTRY) - 1 and "38" not in districts
-    assert REGISTRY.descendants("390") == []
-    assert [u.code for u in REGISTRY.at_level(1)] == ["38"]
-    assert [u.code for u in REGISTRY.at_level(2, within="38")] == districts
-    assert REGISTRY.at_level(2, within="390") == [REGISTRY.get("390")]
-    assert REGISTRY.at_level(3) == []
-
-
-def small_registry() -> UnitRegistry:
-    return UnitRegistry.from_units(
-        [
-            Unit("1", "P", "Province", "province", None),
-            Unit("10", "D", "District", "district", "1", valid_to=dt.date(2025, 6, 30)),
-            Unit("100", "W", "Ward", "ward", "10"),
-            Unit("101", "C", "Commune", "commune", "10"),
-            Unit("11", "T", "Town", "town", "1"),
-            Unit("110", "X", "Township", "township", "11"),
-            Unit("7", "Orphan", "Orphan", "commune", "missing-parent"),
-        ]
-    )
-
-
-def test_hierarchy_of_a_three_level_registry():
-    reg = small_registry()
-    assert reg.lineage("100") == ("100", "10", "1")
-    assert reg.lineage("7") == ("7",)  # an unknown parent ends the lineage
-    assert reg.descendants("1") == ["10", "100", "101", "11", "110"]
-    assert reg.descendants("10") == ["100", "101"]
-    assert [u.code for u in reg.at_level(3)] == ["100", "101", "110", "7"]
-    assert [u.code for u in reg.at_level(3, within="10")] == ["100", "101"]
-    assert [u.code for u in reg.at_level(2)] == ["10", "11"]
-    assert "100" in reg and "nope" not in reg and len(reg) == 7
-
-
-def test_lineage_terminates_on_a_cycle():
-    reg = UnitRegistry.from_units([Unit("1", "a", "a", "district", "2"), Unit("2", "b", "b", "district", "1")])
-    assert reg.lineage("1") == ("1", "2")
-
-
-def test_valid_on_bounds_are_inclusive():
-    u = Unit("1", "a", "a", "ward", None, valid_from=dt.date(2025, 7, 1), valid_to=dt.date(2025, 7, 31))
-    assert not u.valid_on(dt.date(2025, 6, 30))
-    assert u.valid_on(dt.date(2025, 7, 1)) and u.valid_on(dt.date(2025, 7, 31))
-    assert not u.valid_on(dt.date(2025, 8, 1))
 
 
 @given(

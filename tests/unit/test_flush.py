@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 from schemas.events import EVENT_SPECS, usage
 from schemas.events import dossiers as dev
 from services.aggregator.domain.batch import Batch
@@ -18,10 +18,9 @@ from services.aggregator.domain.claims import positions_after_failure
 from services.aggregator.domain.decode import Decoded, Poison, Record, event_key
 from services.aggregator.domain.fold import registry_lineage
 from services.aggregator.flush import Flusher, Outcome
-from services.core.units import UnitRegistry
 from tests.support.aggregator_fakes import FakeDeadLetters, FakeStore, FakeUpdates
 
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 T0 = dt.datetime(2025, 5, 5, 2, tzinfo=dt.UTC)
 HEALTH = ("events.health", 0)
 TRANSPORT = ("events.transport", 3)
@@ -85,7 +84,7 @@ async def test_a_batch_commits_counters_seen_keys_and_offsets_together(parts, st
     assert store.data.hourly[BOARDINGS_390] == 2
     assert len(store.data.seen) == 2
     assert log == ["begin", "advance_offsets", "record_seen", "load_states", "write", "commit", "kpi_updates"]
-    assert {u.unit for u in updates.published} == {"390"}
+    assert {u.unit for u in updates.published} == {"390", "38"}  # the commune and its district
 
 
 @pytest.mark.parametrize("step", ["advance_offsets", "record_seen", "load_states", "write"])

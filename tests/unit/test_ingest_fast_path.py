@@ -8,15 +8,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry, reference_units
 from schemas.envelope import batch_is_valid, validate_event
 from schemas.sectors import Sector
-from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, UnitChecks, prepare, prepare_valid_batch
 from services.runtime.auth import Principal
 from services.simulator.generator import SectorSystems
 
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 PRINCIPAL = Principal("k", "ingest", "t", sector="health")
 EVENTS = [
     e

@@ -8,15 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 from schemas.envelope import FieldError
 from schemas.sectors import Sector
 from services.aggregator.domain.decode import Decoded, Decoder, Record
-from services.core.units import UnitRegistry
 from services.ingest.pipeline import Prepared, Rejected, prepare, prepare_one
 from services.runtime.auth import Principal
 
-REGISTRY = UnitRegistry.from_units(reference_units())
+REGISTRY = reference_registry()
 EVERYWHERE = Principal(key_id="k1", kind="ingest", label="HIS", sector="health", units=None)
 ONLY_390 = Principal(key_id="k2", kind="ingest", label="HIS 390", sector="health", units=frozenset({"390"}))
 TOPIC = "smartcity.events.health"

@@ -53,6 +53,25 @@ class Batch:
             return False
         return self.size >= self.max_records or self.clock() - self.started_at >= self.max_age_s
 
+    def redecode_units(self, decode: Callable[[Record], Decoded | Poison]) -> int:
+        """Decode again the records poisoned by their unit (after the unit registry was
+        reloaded: a unit loaded a moment ago is valid now). Returns how many became events;
+        events stay in each partition's order."""
+        kept: list[Poison] = []
+        recovered: list[Decoded] = []
+        for item in self.poison:
+            again = decode(item.record) if item.unit_problem else item
+            if isinstance(again, Decoded):
+                recovered.append(again)
+            else:
+                kept.append(again)
+        if recovered:
+            self.poison = kept
+            self.events = sorted(
+                [*self.events, *recovered], key=lambda e: (e.record.topic, e.record.partition, e.record.offset)
+            )
+        return len(recovered)
+
     def seal(self) -> "Batch":
         self.state = BatchState.SEALED
         return self

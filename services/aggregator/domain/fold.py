@@ -106,7 +106,7 @@ class Effects:
     daily: dict[DateKey, int] = field(default_factory=dict)
     monthly: dict[DateKey, int] = field(default_factory=dict)
     entities: States = field(default_factory=dict)
-    # (unit, sector, metric, hour) of the units named by events: what changed, for alerts
+    # (unit, sector, metric, hour) for the units named by events and their ancestors then: what changed, for alerts
     touched: set[tuple[str, str, str, int]] = field(default_factory=set)
 
     @property
@@ -185,8 +185,12 @@ def expand(leaf: dict[LeafKey, int], lineage: Lineage) -> Effects:
             hourly[(code, metric, sector, hour)] += amount
             daily[(code, metric, sector, day)] += amount
             monthly[(code, metric, sector, month)] += amount
+    changed = {k: v for k, v in hourly.items() if v}
+    # every unit whose value changed is announced, so a district's or the province's alert
+    # is judged as well as the commune's
+    touched.update((code, sector, metric, hour) for (code, metric, sector, hour) in changed)
     return Effects(
-        hourly={k: v for k, v in hourly.items() if v},
+        hourly=changed,
         daily={k: v for k, v in daily.items() if v},
         monthly={k: v for k, v in monthly.items() if v},
         touched=touched,

@@ -72,13 +72,15 @@ async def list_alerts(
     code = unit or op.scope
     if code not in op.registry:
         raise NotFound(f"no administrative unit {code!r}")
-    op.require(code)
+    target = op.registry.get(code) if unit else op.scope_unit
+    assert target is not None
+    op.require(target)
     if kpi is not None and ctx.kpis.get(kpi) is None:  # only known ids reach SQL (no NUL bytes either)
         raise NotFound(f"no KPI {kpi!r}; GET /v1/kpis lists them")
     before = decode_cursor(cursor)
     if before is not None and not (isinstance(before, int) and 0 < before < 2**63):  # a bigint id
         raise InvalidQuery("invalid cursor")
-    units = [code, *op.registry.descendants(code)]
+    units = [code, *op.registry.descendants(code)]  # alerts name codes: any unit a code denoted below
     rows = await AlertStore(ctx.pool).list(units, state, kpi, before, limit)
     nxt = encode_cursor(rows[-1]["id"]) if len(rows) == limit else None
     payload = AlertListPublic(items=[public(r, op) for r in rows], next_cursor=nxt)
@@ -106,7 +108,8 @@ async def acknowledge(
         row = await AlertStore.get_for_update(conn, alert_id)
         if row is None:
             raise NotFound(f"no alert {alert_id}")
-        op.require(row["unit_code"])
+        alerted = op.registry.get(row["unit_code"], row["opened_at"].date())
+        op.require(alerted or op.registry.get(row["unit_code"]))  # type: ignore[arg-type]
         if row["state"] == "closed":
             raise Conflict(f"alert {alert_id} is closed")
         if row["state"] == "acknowledged":

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from schemas.kpi_api import KpiListPublic, KpiPublic, RankingPublic, SeriesPublic
+from schemas.kpi_api import HistoryMode, KpiListPublic, KpiPublic, RankingPublic, SeriesPublic
 from services.core.calendar import Granularity
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import page, respond
@@ -23,8 +23,30 @@ To = Annotated[dt.datetime | None, Query(description="End (exclusive), ISO 8601;
 Sector = Annotated[
     str | None, Query(pattern="^(education|health|transport|culture|general)$", description="Default: all sectors")
 ]
-Level = Annotated[str, Query(pattern="^(province|district|commune)$")]
+Level = Annotated[
+    str,
+    Query(
+        pattern="^(province|district|commune|former_district)$",
+        description="commune: the commune-level units of the `as_of` day (today's 166 communes and wards "
+        "after 1 July 2025); former_district: the districts as they were on their last day, followed "
+        "after the reform through the communes formed mostly from each",
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=1000)]
+AsOf = Annotated[
+    dt.date | None,
+    Query(
+        description="Which units: those of this day (a code denotes different units over time); "
+        "default: the last day of the period"
+    ),
+]
+HistoryParam = Annotated[
+    HistoryMode,
+    Query(
+        description="restated (default): before a unit existed, its values are summed from what it was "
+        "made of, flagged per point; observed: only its own counters"
+    ),
+]
 
 
 @router.get("", response_model=KpiListPublic, summary="The KPI catalogue")
@@ -62,27 +84,33 @@ async def series(
     ctx: ContextDep,
     op: OperatorDep,
     kpi: str,
-    unit: Annotated[str, Query(description="Unit code; includes its descendants")] = "38",
+    unit: Annotated[str, Query(description="Unit code; includes the units below it")] = "38",
     sector: Sector = None,
     from_: From = None,
     to: To = None,
     granularity: Granularity = "day",
+    as_of: AsOf = None,
+    history: HistoryParam = "restated",
 ) -> Response:
     service = ctx.service()
     definition = service.kpi(kpi)
-    target = service.unit(unit)
-    op.require(unit)
     period = Period.parse(from_, to, now(ctx))
-    points = await service.series(definition, unit, sector, period, granularity, now(ctx))
+    target = service.unit(unit, period, as_of)
+    op.require(target)
+    points = await service.series(definition, target, sector, period, granularity, history, now(ctx))
     payload = SeriesPublic.model_validate(
         {
             "kpi": kpi,
             "unit": unit,
             "unit_name": target.name,
+            "unit_valid_from": target.valid_from,
+            "unit_valid_to": target.valid_to,
             "sector": sector,
             "granularity": granularity,
             "from": points[0].start if points else period.start,
             "to": points[-1].end if points else period.end,
+            "history": history,
+            "reforms": service.reforms(period),
             "note": note_of(definition, "series"),
             "items": points,
         }
@@ -96,33 +124,36 @@ async def ranking(
     ctx: ContextDep,
     op: OperatorDep,
     kpi: str,
-    level: Level = "district",
+    level: Level = "commune",
     sector: Sector = None,
     from_: From = None,
     to: To = None,
+    as_of: AsOf = None,
+    history: HistoryParam = "restated",
     cursor: str | None = None,
     limit: Limit = 1000,
 ) -> Response:
     service = ctx.service()
     definition = service.kpi(kpi)
     period = Period.parse(from_, to, now(ctx))
-    rows, ranked = await service.ranking(definition, level, period, sector, now(ctx))
-    visible = [r for r in rows if op.may_see(r.unit)]
-    items, nxt = page(visible, cursor, limit)
+    day = service.as_of(period, as_of)
+    rows, ranked = await service.ranking(definition, level, period, day, history, sector, now(ctx))
+    items, nxt = page([r for r in rows if op.may_see_key(r["unit_key"])], cursor, limit)
     previous = period.previous()
-    payload = RankingPublic.model_validate(
-        {
-            "kpi": kpi,
-            "level": level,
-            "sector": sector,
-            "from": period.start,
-            "to": period.end,
-            "previous_from": previous.start,
-            "previous_to": previous.end,
-            "ranked_units": ranked,
-            "note": note_of(definition, "previous"),
-            "items": items,
-            "next_cursor": nxt,
-        }
-    )
+    payload = {
+        "kpi": kpi,
+        "level": level,
+        "as_of": day,
+        "sector": sector,
+        "from": period.start,
+        "to": period.end,
+        "previous_from": previous.start,
+        "previous_to": previous.end,
+        "history": history,
+        "reforms": [d.isoformat() for d in service.reforms(period, previous)],
+        "ranked_units": ranked,
+        "note": note_of(definition, "previous"),
+        "items": items,
+        "next_cursor": nxt,
+    }  # RankingPublic, served without a second validation of every row (see respond)
     return respond(request, payload, filename=f"{kpi}-{level}-ranking")

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from schemas.kpi_api import OverduePublic, ProjectsPublic
+from services.core import calendar
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import decode_cursor, encode_cursor, page, respond
 from services.kpi_api.routes.kpis import Limit
 from services.readmodels.counters import NO_DUE
-from services.runtime.problems import InvalidQuery, problem_responses
+from services.runtime.problems import InvalidQuery, NotFound, problem_responses
 
 router = APIRouter(tags=["operations"], responses=problem_responses(401, 403, 404, 422, 429, 503))
 
@@ -25,10 +26,11 @@ async def overdue(
     cursor: str | None = None,
     limit: Limit = 200,
 ) -> Response:
-    service = ctx.service()
     code = unit or op.scope
-    service.unit(code)
-    op.require(code)
+    target = ctx.service().unit(code, as_of=calendar.local(now(ctx)).date()) if unit else op.scope_unit
+    if target is None:
+        raise NotFound(f"no administrative unit {code!r} today")
+    op.require(target)
     after = decode_cursor(cursor)
     if after is not None:
         try:
@@ -38,7 +40,7 @@ async def overdue(
         if after[0].tzinfo is None or "\x00" in after[1]:  # what this API never issues
             raise InvalidQuery("invalid cursor")
     at = now(ctx)
-    per_unit, items = await service.overdue(code, at, after, limit)
+    per_unit, items = await ctx.entities().overdue(target, at, after, limit)
     last = items[-1] if len(items) == limit else None
     nxt = encode_cursor([(last.due_at or NO_DUE).isoformat(), last.dossier_id]) if last else None
     payload = OverduePublic(unit=code, as_of=at, per_unit=per_unit, items=items, next_cursor=nxt)  # type: ignore[arg-type]
@@ -57,11 +59,12 @@ async def projects(
     cursor: str | None = None,
     limit: Limit = 500,
 ) -> Response:
-    service = ctx.service()
     code = unit or op.scope
-    service.unit(code)
-    op.require(code)
-    counts, rate, items = await service.projects(code, stage, now(ctx))
+    target = ctx.service().unit(code) if unit else op.scope_unit
+    if target is None:
+        raise NotFound(f"no administrative unit {code!r}")
+    op.require(target)
+    counts, rate, items = await ctx.entities().projects(target, stage, now(ctx))
     chunk, nxt = page(items, cursor, limit)
     payload = ProjectsPublic(
         unit=code, stage=stage, counts_by_stage=counts, on_schedule_rate=rate, items=chunk, next_cursor=nxt

@@ -8,12 +8,13 @@
 export const MINUS = "\u2212";
 
 // Decimal places by unit of measure; anything not listed is a count (0 decimals).
-const DIGITS = { "%": 1, hours: 1, "per 100 000": 1, points: 1 };
+const DIGITS = { "%": 1, hours: 1, "working hours": 1, "per 100 000": 1, points: 1 };
 
 // Units of measure: Vietnamese first (shown), English kept for the secondary line.
 const UNITS_VI = {
   "%": "%",
   hours: "giờ",
+  "working hours": "giờ làm việc",
   projects: "dự án",
   minutes: "phút",
   "per 100 000": "ca/100.000 dân",
