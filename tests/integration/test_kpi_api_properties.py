@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -25,9 +24,7 @@ from infra.migrate import reference_registry
 from schemas.kpi import load_registry
 from services.aggregator.adapters.postgres import PgCounterStore
 from services.core.calendar import VN
-from services.kpi_api.app import create_app
-from services.runtime.auth import create_key
-from services.runtime.clock import FixedClock
+from tests.support.api import operator_client
 from tests.support.event_strategies import SECTORS, event_sets
 from tests.support.naive_kpis import Scope, kpi_value, unique
 from tests.support.oracle import count_events
@@ -81,20 +78,7 @@ def close(api: float | None, naive: float | None) -> bool:
 
 @pytest.fixture(scope="module")
 def api(dsn: str) -> Any:
-    os.environ["DATABASE_URL"] = dsn
-    os.environ["KPI_API_RATE_LIMIT_PER_S"] = "1000000"  # the test asks fast; limits are tested elsewhere
-    os.environ["KPI_API_RATE_LIMIT_BURST"] = "1000000"
-
-    async def key() -> str:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return (await create_key(conn, kind="operator", label="prop", scope_unit="38")).key
-        finally:
-            await conn.close()
-
-    token = asyncio.run(key())
-    with TestClient(create_app(clock=FixedClock(NOW.astimezone(dt.UTC)))) as client:
-        client.headers["authorization"] = f"Bearer {token}"
+    with operator_client(dsn, NOW.astimezone(dt.UTC)) as client:
         yield client, dsn
 
 

@@ -7,7 +7,6 @@ in-process with a fixed clock.
 
 import asyncio
 import datetime as dt
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +18,8 @@ from infra.migrate import reference_registry, reference_units
 from schemas.kpi import load_registry
 from schemas.kpi_api import RankingPublic, ScorePublic
 from services.aggregator.adapters.postgres import PgCounterStore
-from services.kpi_api.app import create_app
-from services.runtime.auth import create_key
-from services.runtime.clock import FixedClock
 from services.simulator.generator import SectorSystems
+from tests.support.api import operator_client
 from tests.support.oracle import count_events
 from tests.support.servers import Servers, fresh_database
 
@@ -39,24 +36,18 @@ EMPTY = {"from": "2024-01-01T00:00:00+07:00", "to": "2024-01-08T00:00:00+07:00"}
 def client(servers: Servers) -> Iterator[TestClient]:
     dsn = asyncio.run(fresh_database(servers))
 
-    async def prepare() -> str:
+    async def prepare() -> None:
         # three weeks at a low rate, so that dossiers received in PERIOD are resolved too
         systems = SectorSystems(reference_units(), START, seed=7, events_per_hour=120)
         events = list(systems.until(START + dt.timedelta(days=21)))
         pool = await asyncpg.create_pool(dsn)
         try:
             await count_events(PgCounterStore(pool, "t"), events, UNITS, NOW.date())
-            async with pool.acquire() as conn:
-                return (await create_key(conn, kind="operator", label="registry", scope_unit="38")).key
         finally:
             await pool.close()
 
-    key = asyncio.run(prepare())
-    os.environ["DATABASE_URL"] = dsn
-    os.environ["KPI_API_RATE_LIMIT_PER_S"] = "1000000"
-    os.environ["KPI_API_RATE_LIMIT_BURST"] = "1000000"
-    with TestClient(create_app(clock=FixedClock(NOW))) as api:
-        api.headers["authorization"] = f"Bearer {key}"
+    asyncio.run(prepare())
+    with operator_client(dsn, NOW) as api:
         yield api
 
 

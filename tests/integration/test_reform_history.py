@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 
 from infra.migrate import reference_registry
 from services.aggregator.adapters.postgres import PgCounterStore
-from services.kpi_api.app import create_app
 from services.runtime.auth import create_key
-from services.runtime.clock import FixedClock
+from tests.support.api import operator_client
 from tests.support.oracle import count_events
 from tests.support.servers import Servers, fresh_database
 
@@ -64,19 +63,15 @@ def events() -> list[dict[str, Any]]:
 def client(servers: Servers) -> Iterator[TestClient]:
     dsn = asyncio.run(fresh_database(servers))
 
-    async def prepare() -> str:
+    async def prepare() -> None:
         pool = await asyncpg.create_pool(dsn)
         try:
             await count_events(PgCounterStore(pool, "reform"), events(), REGISTRY, NOW.date())
-            async with pool.acquire() as conn:
-                return (await create_key(conn, kind="operator", label="province", scope_unit="38")).key
         finally:
             await pool.close()
 
-    key = asyncio.run(prepare())
-    os.environ["DATABASE_URL"] = dsn
-    with TestClient(create_app(clock=FixedClock(NOW))) as api:
-        api.headers["authorization"] = f"Bearer {key}"
+    asyncio.run(prepare())
+    with operator_client(dsn, NOW) as api:
         yield api
 
 
