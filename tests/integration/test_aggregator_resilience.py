@@ -106,9 +106,11 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_partition_keep
     prefix = new_prefix()
     provision(servers.bootstrap, prefix)
     topic = sector_topic("culture", prefix)
-    culture = [e for e in simulate(40_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.")]
-    # the busiest commune: its events share one key, so one partition
-    unit = Counter(e["unit"] for e in culture).most_common(1)[0][0]
+    culture = [e for e in simulate(80_000, seed=22) if e["type"].startswith("vn.gov.thanhhoa.culture.")]
+    # the busiest commune whose code no unit uses in 2026 (the "did not exist" poison): its
+    # events share one key, so one partition
+    gone = {c for c in {e["unit"] for e in culture} if REGISTRY.get(c, dt.date(2026, 1, 1)) is None}
+    unit = next(c for c, _n in Counter(e["unit"] for e in culture).most_common() if c in gone)
     valid = [e for e in culture if e["unit"] == unit]
     poison = poison_records(unit)
     assert len(valid) >= 3 * (len(poison) + 1)  # valid events before, between and after the poison
@@ -144,3 +146,28 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_partition_keep
         assert await conn.fetchval("SELECT count(*) FROM seen_events") == len({(e["source"], e["id"]) for e in valid})
     finally:
         await conn.close()
+
+
+async def test_an_event_written_to_another_sectors_topic_is_dead_lettered(
+    servers: Servers, dsn: str, workdir: Path
+) -> None:
+    """A producer of its own (not ingest) writes a health event to the transport topic: it is
+    not counted but dead-lettered with the reason; the transport events around it count."""
+    prefix = new_prefix()
+    provision(servers.bootstrap, prefix)
+    topic = sector_topic("transport", prefix)
+    events = simulate(6_000, seed=23)
+    transport = [e for e in events if e["type"].startswith("vn.gov.thanhhoa.transport.")][:60]
+    stray = next(e for e in events if e["type"].startswith("vn.gov.thanhhoa.health."))
+    records = [to_record(e) for e in transport[:30]] + [to_record(stray)] + [to_record(e) for e in transport[30:]]
+    ends = produce_raw(servers.bootstrap, topic, records)
+    process = aggregator(servers, dsn, prefix, workdir)
+    process.start()
+    await wait_caught_up(dsn, ends)
+    process.stop()
+
+    (dead,) = read_all(servers.bootstrap, deadletter_topic(prefix), expected=1)
+    reason = dict(dead.headers())["dlq_reason"].decode()
+    assert f"belongs to sector 'health', not to topic {topic!r}" in reason, reason
+    assert dead.value() == to_record(stray)[1]
+    assert await stored_counters(dsn) == expected_counters(transport, REGISTRY)

@@ -129,6 +129,16 @@ def test_unknown_type_is_poison():
     assert isinstance(out, Poison) and "unknown event type" in out.reason
 
 
+@pytest.mark.parametrize("topic", ["events.transport", "t1a2b3c4.events.education", "events.general", "xevents.health"])
+def test_an_event_on_another_sectors_topic_is_poison(topic):
+    out = decode(record(topic=topic))  # a health dossier event
+    assert isinstance(out, Poison) and out.reason == f"type {PAID!r} belongs to sector 'health', not to topic {topic!r}"
+
+
+def test_an_event_on_its_sectors_topic_under_a_prefix_decodes():
+    assert isinstance(decode(record(topic="t1a2b3c4.events.health")), Decoded)
+
+
 def test_naive_time_is_poison():
     out = decode(record(hdrs=headers(ce_time=b"2025-05-05T08:00:00")))
     assert isinstance(out, Poison) and "time zone" in out.reason

@@ -105,7 +105,7 @@ class Decoder:
         spec = spec_for(type_)
         if spec is None:
             return Poison(record, f"unknown event type {type_!r}")
-        if not record.topic.endswith(spec.topic_suffix):
+        if record.topic != spec.topic_suffix and not record.topic.endswith("." + spec.topic_suffix):
             return Poison(
                 record, f"type {type_!r} belongs to sector {spec.sector.value!r}, not to topic {record.topic!r}"
             )
