@@ -264,7 +264,7 @@ async def build(dsn: str, multiplier: int, per_hour: float, seed: int) -> dict[s
         await conn.copy_records_to_table("bench_activity", records=activity_rows())
         await parallel(dsn, [family_sql(*f, MIX_TOTAL, per_hour * multiplier) for f in FAMILIES])
         say(f"  leaf hours drawn: {time.monotonic() - began:.0f}s")
-        await roll_up(conn)
+        await roll_up(conn, dsn)
         await parallel(
             dsn,
             [
@@ -303,9 +303,9 @@ async def build(dsn: str, multiplier: int, per_hour: float, seed: int) -> dict[s
     return rows
 
 
-async def roll_up(conn: asyncpg.Connection) -> None:
-    """Each leaf's hours to the district it was under that day (if any), then districts and
-    communes directly under the province to the province: the aggregator's roll-up."""
+async def roll_up(conn: asyncpg.Connection, dsn: str) -> None:
+    """Each leaf's hours to the district it was under that day (if any) and to the province:
+    the aggregator's roll-up."""
     from infra.migrate import reference_registry
 
     spans = [
@@ -318,15 +318,18 @@ async def roll_up(conn: asyncpg.Connection) -> None:
     await conn.copy_records_to_table("bench_parent", records=spans)
     cols = "metric, sector, bucket, sum(value)::int8"
     on_day = "(c.bucket AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
-    await conn.execute(f"""INSERT INTO counters_hourly SELECT p.parent, {cols}
+    # every leaf (a commune, 5 digits) rolls up to the province; before the reform also to
+    # its district of the day. The leaf rows are read only, so the three statements run
+    # side by side (each sees the table as it was when it began).
+    districts = [
+        f"""INSERT INTO counters_hourly SELECT p.parent, {cols}
         FROM counters_hourly c JOIN bench_parent p ON p.code = c.unit_code AND {on_day} BETWEEN p.a AND p.b
-        WHERE p.parent <> '38' GROUP BY p.parent, metric, sector, bucket""")
-    await conn.execute(f"""INSERT INTO counters_hourly SELECT '38', {cols}
-        FROM counters_hourly c
-        WHERE length(c.unit_code) = 3
-           OR EXISTS (SELECT 1 FROM bench_parent p WHERE p.code = c.unit_code AND p.parent = '38'
-                      AND {on_day} BETWEEN p.a AND p.b)
-        GROUP BY metric, sector, bucket""")
+        WHERE p.parent <> '38' AND abs(hashtext(p.parent)) % 2 = {k} GROUP BY p.parent, metric, sector, bucket"""
+        for k in (0, 1)
+    ]
+    province = f"""INSERT INTO counters_hourly SELECT '38', {cols} FROM counters_hourly c
+        WHERE length(c.unit_code) = 5 GROUP BY metric, sector, bucket"""
+    await parallel(dsn, [*districts, province])
 
 
 # -- the question mix ----------------------------------------------------------------------------

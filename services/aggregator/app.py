@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -123,7 +124,7 @@ def build_worker(
         running=lambda: worker.running,
     )
     worker = Aggregator(
-        settings, consumer, flusher, Decoder(registry), refresh_units=lambda: units.refresh(min_interval_s=1.0)
+        settings, consumer, flusher, Decoder(registry), refresh_units=lambda: units.refresh(seen_after=time.monotonic())
     )
     return worker, counters
 

@@ -59,13 +59,13 @@ class Aggregator:
         consumer: GroupConsumer,
         flusher: Flusher,
         decoder: Decoder,
-        refresh_units: Callable[[], Awaitable[bool]] | None = None,
+        refresh_units: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.flusher = flusher
         self.decoder = decoder
-        self.refresh_units = refresh_units  # reload the unit registry if it changed; True if it did
+        self.refresh_units = refresh_units  # reload the unit registry if it changed
         self.state = WorkerState.CREATED
         self.committed_batches = 0
         self._failures = 0  # consecutive batches that did not commit: the back-off before a re-read
@@ -142,8 +142,9 @@ class Aggregator:
         ingest may have validated them against a unit file loaded after ours."""
         if self.refresh_units is None or not any(p.unit_problem for p in batch.poison):
             return
-        if await self.refresh_units():
-            recovered = batch.redecode_units(self.decoder.decode)
+        await self.refresh_units()  # also when another caller's check already reloaded it
+        recovered = batch.redecode_units(self.decoder.decode)
+        if recovered:
             log.info("unit registry reloaded before dead-lettering", recovered=recovered)
 
     async def _drain(self, in_flight: asyncio.Task[bool] | None, batch: Batch) -> None:

@@ -7,6 +7,7 @@ in time the answer is 503 with ``Retry-After`` and nothing unacknowledged is cal
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,7 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
         },
     )
     async def post_events(request: Request) -> Response:
+        arrived = time.monotonic()
         ctx: IngestContext = request.app.state.ctx
         principal = await ctx.keys.authenticate(request.headers.get("authorization"))
         _authorize(principal, sector)
@@ -179,8 +181,11 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
             raws = [binding.parse_binary(request.headers, body)]
         fast = mode is binding.Mode.BATCH and batch_is_valid(body, sector)
         outcomes = _prepare(ctx, raws, principal, fast)
-        if any(_unit_rejected(o) for o in outcomes) and await ctx.units.refresh(min_interval_s=1.0):
-            outcomes = _prepare(ctx, raws, principal, fast)  # a unit file was loaded a moment ago
+        if any(_unit_rejected(o) for o in outcomes):
+            checked = ctx.units.registry
+            await ctx.units.refresh(seen_after=arrived)  # a unit file may have been loaded a moment ago
+            if ctx.units.registry is not checked:
+                outcomes = _prepare(ctx, raws, principal, fast)
         delivered = await _publish(ctx, outcomes)
         if mode is binding.Mode.BATCH:
             return _batch_response(request, outcomes, delivered)

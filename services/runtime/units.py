@@ -12,6 +12,7 @@ ago is accepted by ingest and counted by the aggregator, with no restart.
 import asyncio
 import contextlib
 import gc
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -201,26 +202,34 @@ class RegistryCache:
         self._poll_s = poll_s
         self.registry: UnitRegistry | None = None
         self.version: int | None = None
-        self._checked_at = 0.0
+        self._check_started = -math.inf  # monotonic start of the last successful version check
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    async def refresh(self, min_interval_s: float = 0.0) -> bool:
-        """Reload if the stored registry changed; at most once per ``min_interval_s``.
-        Returns whether the registry in memory changed."""
+    async def refresh(self, seen_after: float | None = None) -> bool:
+        """Reload if the stored registry changed. Returns whether the registry in memory changed.
+
+        ``seen_after`` (a ``time.monotonic()`` value, e.g. when a request arrived) skips the
+        check when one that *started* after that moment already completed: anything committed
+        before the caller saw its data is then known. Concurrent callers queue on the lock, so
+        a burst of them costs one or two checks, and none is answered from a check that began
+        before a unit file it depends on was loaded.
+        """
         async with self._lock:
-            if time.monotonic() - self._checked_at < min_interval_s and self.registry is not None:
+            if seen_after is not None and self._check_started >= seen_after and self.registry is not None:
                 return False
+            started = time.monotonic()
             try:
                 async with self._pool.acquire() as conn:
                     version = await registry_version(conn)
-                    self._checked_at = time.monotonic()
                     if version == self.version and self.registry is not None:
+                        self._check_started = started
                         return False
                     registry = await load_registry(conn)
             except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError, UnitDataError) as exc:
                 log.warning("unit registry not loaded", error=str(exc))
                 return False
+            self._check_started = started
             changed = self.registry is None or registry.version != self.registry.version
             self.registry, self.version = (registry if changed else self.registry), version
             if changed:

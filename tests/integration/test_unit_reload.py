@@ -9,6 +9,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from services.runtime.auth import create_key
+from services.runtime.units import RegistryCache, read_files, store_units
 from tests.support.kafka import new_prefix, provision
 from tests.support.procs import ROOT, ServiceProcess, service_env
 from tests.support.servers import Servers, fresh_database
@@ -101,3 +103,31 @@ async def test_a_unit_loaded_while_the_stack_runs_is_accepted_and_counted(server
     finally:
         health.stop()
         aggregator.stop()
+
+
+async def test_a_check_that_began_before_a_load_never_answers_for_a_request_after_it(
+    servers: Servers, workdir: Path
+) -> None:
+    """The race CI found: the background poll checks the version, a unit file is loaded, a
+    request naming the new unit arrives - it must not be answered from the earlier check."""
+    dsn = await fresh_database(servers)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    cache = RegistryCache(pool, poll_s=3600)
+    try:
+        await cache.start()  # the "background" check, just before the load
+        assert cache.registry is not None and NEW_UNIT not in cache.registry
+        path = workdir / "units_race.csv"
+        path.write_text(UNIT_FILE, encoding="utf-8")
+        async with pool.acquire() as conn:
+            await store_units(conn, read_files([path]))
+        arrived = time.monotonic()
+
+        assert await cache.refresh(seen_after=arrived) is True
+        assert NEW_UNIT in cache.registry
+        loaded = cache.registry
+        # A second caller that arrived before that check began is answered by it, unchanged.
+        assert await cache.refresh(seen_after=arrived) is False
+        assert cache.registry is loaded
+    finally:
+        await cache.stop()
+        await pool.close()
