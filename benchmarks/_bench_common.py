@@ -32,7 +32,7 @@ from benchmarks.support import (  # noqa: F401 - re-exported for the two benchma
     percentile,
     say,
 )
-from infra.migrate import reference_units
+from infra.migrate import reference_registry
 
 # The fetch settings of services.aggregator.worker.Aggregator._new_consumer (kept equal by
 # hand: the raw-drain baseline must read with the same client configuration).
@@ -172,13 +172,23 @@ def simulated(
     generated chunk by chunk so that a million of them never sit in memory at once."""
     from services.simulator.generator import SectorSystems
 
-    sim = SectorSystems(reference_units(), start, seed=seed, events_per_hour=events_per_hour)
+    registry = reference_registry()
+    sim = SectorSystems(list(registry.units), start, seed=seed, events_per_hour=events_per_hour)
+    # BENCH_UNIT_GRAIN=district names each old commune's district instead (the simulator's
+    # grain before the commune-scale work, which the figures of 2026-11-26 were measured on)
+    to_district = os.environ.get("BENCH_UNIT_GRAIN", "commune") == "district"
     left = count
     while left > 0:
         events = sim.take(min(chunk, left))
         if not events:
             raise RuntimeError("the simulation ran past the units' validity (2025-06-30)")
         left -= len(events)
+        if to_district:
+            for event in events:
+                day = dt.datetime.fromisoformat(event["time"]).date()
+                lineage = registry.lineage(event["unit"], day)
+                if len(lineage) > 2:
+                    event["unit"] = lineage[1]
         yield from events
 
 

@@ -407,6 +407,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steady-seconds", type=float, default=30, help="0 skips the latency phase")
     p.add_argument("--raw-runs", type=int, default=2)
     p.add_argument("--seed", type=int, default=20250505)
+    p.add_argument(
+        "--unit-grain",
+        choices=["commune", "district"],
+        default="commune",
+        help="the units events name: communes (as the simulator sends) or their districts "
+        "(the grain the figures before the commune-scale work were measured on)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the aggregator (numbers not comparable)")
     p.add_argument(
         "--variant-cmd",
@@ -432,6 +439,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tests.support.kafka import new_prefix
 
     args = parse_args(argv)
+    os.environ["BENCH_UNIT_GRAIN"] = args.unit_grain  # read by the event generators, here and in children
     logs_to_stderr()
     variant = variant_of(args.variant_cmd, args.variant_env)
     load_before = round(os.getloadavg()[0], 2)
@@ -555,6 +563,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "p50_latency_ms": steady_variant["latency_ms"]["p50"] if steady_variant else None,
                     "p99_latency_ms": steady_variant["latency_ms"]["p99"] if steady_variant else None}
         if variant else None,
+        "unit_grain": args.unit_grain,
         "profiled": args.profile,
         "profile": agg["profile"],
         **git_state(),
