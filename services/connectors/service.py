@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
+import orjson
 import structlog
 from fastapi import Request
+from fastapi.responses import Response
 from prometheus_client import Counter
 
+from schemas.connectors_api import ConnectorAnswerPublic
 from schemas.sectors import Sector
 from schemas.topics import sector_topic
 from services.connectors.adapters.mapping_store import MappingCache
@@ -29,7 +32,13 @@ from services.ingest.pipeline import Prepared, prepare_one
 from services.runtime.auth import KeyStore, Principal
 from services.runtime.db import ping
 from services.runtime.kafka import BrokerUnavailable, DurableProducer
-from services.runtime.problems import Forbidden, PayloadTooLarge, Unavailable
+from services.runtime.problems import (
+    Forbidden,
+    Unavailable,
+    UnsupportedMediaType,
+    problem_responses,
+    read_body,
+)
 from services.runtime.ratelimit import RateLimiter
 from services.runtime.units import RegistryCache
 
@@ -104,20 +113,6 @@ async def authenticate(ctx: ConnectorContext, request: Request, session: str | N
     return principal
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes before reading past it."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _prepare(ctx: ConnectorContext, principal: Principal, events: list[Event]) -> list[Prepared] | list[dict[str, str]]:
     registry = ctx.units.registry
     if registry is None:
@@ -180,13 +175,37 @@ async def publish(
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
-def require_xml(request: Request) -> None:
-    """XML bodies only (415 otherwise)."""
-    from services.runtime.problems import UnsupportedMediaType
+# The OpenAPI of an XML request body and the answers of the XML routes (edXML, claims).
+XML_BODY = {"required": True, "content": {t: {"schema": {"type": "string"}} for t in sorted(XML_TYPES)}}
 
+
+def xml_route(rejected: str) -> dict[str, Any]:
+    """``responses`` and ``openapi_extra`` of an XML route; ``rejected`` describes its 422."""
+    return {
+        "response_model": ConnectorAnswerPublic,
+        "responses": {
+            422: {"model": ConnectorAnswerPublic, "description": rejected},
+            503: {"model": ConnectorAnswerPublic, "description": "Not durable: resend"},
+            **problem_responses(401, 403, 413, 415, 429),
+        },
+        "openapi_extra": {"requestBody": XML_BODY},
+    }
+
+
+async def xml_arrival(request: Request) -> tuple[ConnectorContext, Principal, bytes]:
+    """An XML route's request: its key, an XML content type (415 otherwise), the body."""
+    ctx: ConnectorContext = request.app.state.ctx
+    principal = await authenticate(ctx, request)
     kind = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if kind not in XML_TYPES:
         raise UnsupportedMediaType(f"send XML (Content-Type application/xml or text/xml), not {kind or '(none)'!r}")
+    return ctx, principal, await read_body(request, ctx.settings.max_body_bytes)
+
+
+def answer_response(status: int, answer: dict[str, Any]) -> Response:
+    """The JSON answer of an XML route; a 503 asks to resend after a few seconds."""
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    return Response(orjson.dumps(answer), status_code=status, media_type="application/json", headers=headers)
 
 
 def results_answer(outcomes: list[Outcome]) -> tuple[int, dict[str, Any]]:

@@ -35,11 +35,11 @@ from services.runtime.logs import configure_logging
 from services.runtime.problems import (
     Forbidden,
     InvalidEvent,
-    PayloadTooLarge,
     Unavailable,
     install_problem_handlers,
     problem_response,
     problem_responses,
+    read_body,
 )
 from services.runtime.ratelimit import RateLimiter
 from services.runtime.units import RegistryCache
@@ -172,7 +172,7 @@ def _add_events_route(app: FastAPI, sector: Sector) -> None:
         _authorize(principal, sector)
         ctx.limiter.acquire(principal.key_id)
         mode = binding.classify(request.headers.get("content-type"), request.headers)
-        body = await _read_body(request, ctx.settings.max_body_bytes)
+        body = await read_body(request, ctx.settings.max_body_bytes)
         if mode is binding.Mode.BATCH:
             raws = binding.parse_batch(body, ctx.settings.max_batch_events)
         elif mode is binding.Mode.STRUCTURED:
@@ -212,20 +212,6 @@ def _authorize(principal: Principal, sector: Sector) -> None:
         raise Forbidden("operator credentials cannot send events")
     if principal.sector != sector.value:
         raise Forbidden(f"this credential sends {principal.sector!r} events, not {sector.value!r} events")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _publish(ctx: IngestContext, outcomes: list[Outcome]) -> dict[int, bool]:

@@ -122,6 +122,21 @@ _DESCRIPTIONS = {
 }
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) past ``limit`` bytes: by its declared length before reading
+    it, and while streaming it for a body that does not declare one."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for problem documents with these status codes."""
     from schemas.ingest_api import ProblemPublic

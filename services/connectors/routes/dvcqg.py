@@ -22,9 +22,9 @@ from services.connectors import dvcqg
 from services.connectors.adapters import dossier_store
 from services.connectors.common import Event, RecordError, digest
 from services.connectors.dossier_state import DossierFacts, derive, home, merge_snapshot, merge_step, unpublished
-from services.connectors.service import ConnectorContext, Outcome, authenticate, publish, read_body
+from services.connectors.service import ConnectorContext, Outcome, authenticate, publish
 from services.runtime.auth import Principal
-from services.runtime.problems import ServiceError
+from services.runtime.problems import ServiceError, read_body
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["DVCQG dossier sync"])

@@ -2,31 +2,26 @@
 (a new / revoked / updated / replacing document, or a status) per request."""
 
 import asyncio
-from typing import Any
 
-import orjson
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from schemas.connectors_api import ConnectorAnswerPublic
 from services.connectors import edxml
 from services.connectors.common import Event, RecordError
 from services.connectors.service import (
     ConnectorContext,
     Outcome,
-    authenticate,
+    answer_response,
     publish,
-    read_body,
-    require_xml,
     results_answer,
+    xml_arrival,
+    xml_route,
 )
 from services.connectors.signatures import PdfSignatures, read_signatures
-from services.runtime.problems import problem_responses
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["edXML documents"])
-_BODY = {"required": True, "content": {t: {"schema": {"type": "string"}} for t in ("application/xml", "text/xml")}}
 
 
 async def _signatures(ctx: ConnectorContext, msg: edxml.DocumentMessage) -> PdfSignatures:
@@ -59,23 +54,13 @@ async def derive(ctx: ConnectorContext, body: bytes, outcome: Outcome) -> list[E
 @router.post(
     "/v1/edxml",
     summary="One edXML message (QCVN 102:2016): document or status",
-    response_model=ConnectorAnswerPublic,
-    responses={
-        422: {"model": ConnectorAnswerPublic, "description": "Message rejected (the reason in results)"},
-        503: {"model": ConnectorAnswerPublic, "description": "Not durable: resend"},
-        **problem_responses(401, 403, 413, 415, 429),
-    },
-    openapi_extra={"requestBody": _BODY},
+    **xml_route("Message rejected (the reason in results)"),
 )
 async def post_edxml(request: Request) -> Response:
-    ctx: ConnectorContext = request.app.state.ctx
-    principal = await authenticate(ctx, request)
-    require_xml(request)
-    body = await read_body(request, ctx.settings.max_body_bytes)
+    ctx, principal, body = await xml_arrival(request)
     outcome = Outcome(0, None)
     events = await derive(ctx, body, outcome)
     await publish(ctx, principal, "edxml", [(outcome, events)])
     log.info("edxml message", status=outcome.status, events=outcome.events, errors=[e["code"] for e in outcome.errors])
     status, answer = results_answer([outcome])
-    headers: dict[str, Any] = {"Retry-After": "5"} if status == 503 else {}
-    return Response(orjson.dumps(answer), status_code=status, media_type="application/json", headers=headers)
+    return answer_response(status, answer)

@@ -1,16 +1,17 @@
 """KPI catalogue, time series and rankings."""
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from schemas.kpi_api import HistoryMode, KpiListPublic, KpiPublic, RankingPublic, SeriesPublic
 from services.core.calendar import Granularity
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import page, respond
-from services.kpi_api.service import note_of
+from services.kpi_api.service import KpiService, note_of
 from services.readmodels.kpis import Period
 from services.runtime.problems import problem_responses
 
@@ -47,6 +48,34 @@ HistoryParam = Annotated[
         "made of, flagged per point; observed: only its own counters"
     ),
 ]
+
+
+@dataclass(frozen=True)
+class LevelQuestion:
+    """The units of a level over a period, as of a day: what a ranking or a score asks."""
+
+    service: KpiService
+    level: str
+    period: Period
+    day: dt.date
+    history: HistoryMode
+    now: dt.datetime
+
+
+def level_question(
+    ctx: ContextDep,
+    level: Level = "commune",
+    from_: From = None,
+    to: To = None,
+    as_of: AsOf = None,
+    history: HistoryParam = "restated",
+) -> LevelQuestion:
+    service, moment = ctx.service(), now(ctx)
+    period = Period.parse(from_, to, moment)
+    return LevelQuestion(service, level, period, service.as_of(period, as_of), history, moment)
+
+
+LevelQuestionDep = Annotated[LevelQuestion, Depends(level_question)]
 
 
 @router.get("", response_model=KpiListPublic, summary="The KPI catalogue")
@@ -121,23 +150,16 @@ async def series(
 @router.get("/{kpi}/ranking", response_model=RankingPublic, summary="Units of a level ranked by a KPI")
 async def ranking(
     request: Request,
-    ctx: ContextDep,
     op: OperatorDep,
     kpi: str,
-    level: Level = "commune",
+    q: LevelQuestionDep,
     sector: Sector = None,
-    from_: From = None,
-    to: To = None,
-    as_of: AsOf = None,
-    history: HistoryParam = "restated",
     cursor: str | None = None,
     limit: Limit = 1000,
 ) -> Response:
-    service = ctx.service()
+    service, level, period, day, history = q.service, q.level, q.period, q.day, q.history
     definition = service.kpi(kpi)
-    period = Period.parse(from_, to, now(ctx))
-    day = service.as_of(period, as_of)
-    rows, ranked = await service.ranking(definition, level, period, day, history, sector, now(ctx))
+    rows, ranked = await service.ranking(definition, level, period, day, history, sector, q.now)
     items, nxt = page([r for r in rows if op.may_see_key(r["unit_key"])], cursor, limit)
     previous = period.previous()
     payload = {

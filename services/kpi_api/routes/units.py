@@ -15,7 +15,7 @@ from services.core.history import main_former
 from services.core.units import LEVEL_NAMES, Succession, Unit, UnitRegistry
 from services.kpi_api.deps import ContextDep, OperatorDep, now
 from services.kpi_api.http import page, respond
-from services.kpi_api.routes.kpis import AsOf, From, HistoryParam, Level, Limit, To
+from services.kpi_api.routes.kpis import AsOf, From, HistoryParam, LevelQuestionDep, Limit, To
 from services.readmodels.kpis import Period
 from services.runtime.problems import NotFound, problem_responses
 
@@ -126,20 +126,13 @@ async def scorecard(
 @router.get("/v1/score", response_model=ScorePublic, summary="Decision 766 style composite score, ranked")
 async def score(
     request: Request,
-    ctx: ContextDep,
     op: OperatorDep,
-    level: Level = "commune",
-    from_: From = None,
-    to: To = None,
-    as_of: AsOf = None,
-    history: HistoryParam = "restated",
+    q: LevelQuestionDep,
     cursor: str | None = None,
     limit: Limit = 1000,
 ) -> Response:
-    service = ctx.service()
-    period = Period.parse(from_, to, now(ctx))
-    day = service.as_of(period, as_of)
-    rows = [r for r in await service.score(level, period, day, history, now(ctx)) if op.may_see_key(r["unit_key"])]
+    service, level, period, day, history = q.service, q.level, q.period, q.day, q.history
+    rows = [r for r in await service.score(level, period, day, history, q.now) if op.may_see_key(r["unit_key"])]
     items, nxt = page(rows, cursor, limit)
     payload = {
         "level": level,
