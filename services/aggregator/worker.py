@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 
 from services.aggregator.adapters.kafka import GroupConsumer, record_of
 from services.aggregator.domain.batch import Batch
+from services.aggregator.domain.claims import positions_after_commit
 from services.aggregator.domain.decode import Decoder
 from services.aggregator.flush import Flusher, FlushResult, Outcome
 from services.aggregator.settings import AggregatorSettings
@@ -183,9 +184,7 @@ class Aggregator:
 
     def _after_commit(self, batch: Batch, result: FlushResult) -> None:
         self._failures = 0
-        for tp, (generation, _stored, nxt) in result.moves.items():
-            if tp in self.consumer.positions:
-                self.consumer.positions[tp] = (generation, nxt)
+        positions_after_commit(self.consumer.positions, result.moves)
         self.committed_batches += 1
         BATCH_SECONDS.observe(result.seconds)
         BATCH_RECORDS.observe(batch.size)

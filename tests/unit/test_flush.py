@@ -14,7 +14,7 @@ from infra.migrate import reference_registry
 from schemas.events import EVENT_SPECS, usage
 from schemas.events import dossiers as dev
 from services.aggregator.domain.batch import Batch
-from services.aggregator.domain.claims import positions_after_failure
+from services.aggregator.domain.claims import positions_after_commit, positions_after_failure
 from services.aggregator.domain.decode import Decoded, Poison, Record, event_key
 from services.aggregator.domain.fold import registry_lineage
 from services.aggregator.flush import Flusher, Outcome
@@ -207,3 +207,21 @@ async def test_a_failed_batch_is_counted_once_when_read_again(parts, store) -> N
 def test_positions_after_failure_keeps_partitions_the_store_does_not_know() -> None:
     positions, moved = positions_after_failure({TRANSPORT: (3, 9)}, {})
     assert positions == {TRANSPORT: (3, 9)} and moved == []
+
+
+def test_a_commit_advances_the_positions_of_its_generation() -> None:
+    positions = {TRANSPORT: (2, 100)}
+    positions_after_commit(positions, {TRANSPORT: (2, 100, 250)})
+    assert positions == {TRANSPORT: (2, 250)}
+
+
+def test_a_commit_never_overwrites_a_newer_claim_of_the_same_partition() -> None:
+    """The failure CI found on Apache Kafka: a batch of generation 2 commits while the read
+    beside it re-claims the partition (generation 3, at the offset the claim read after that
+    commit). Overwriting with generation 2 made the next batch stale and the resume drop the
+    partition: it was never read again."""
+    positions = {TRANSPORT: (3, 250)}
+    positions_after_commit(positions, {TRANSPORT: (2, 100, 250), ("x.events.health", 0): (2, 0, 7)})
+    assert positions == {TRANSPORT: (3, 250)}  # and a partition no longer owned stays absent
+    resumed, _ = positions_after_failure(positions, {TRANSPORT: (3, 250)})
+    assert resumed == {TRANSPORT: (3, 250)}

@@ -77,3 +77,18 @@ def positions_after_failure(
             moved.append(tp)
         positions[tp] = (generation, stored_offset)
     return positions, moved
+
+
+def positions_after_commit(
+    positions: dict[TopicPartition, Position], moves: dict[TopicPartition, tuple[int, int, int]]
+) -> None:
+    """Advance the positions in memory by a committed batch's moves (generation, expected
+    offset, next offset) - only where the generation is still the batch's. A partition this
+    process claimed again while the batch was committing (a rebalance inside the read that
+    ran beside the commit) already holds the new generation and the offset the claim read
+    after the commit; writing the batch's older generation over it would fail the next batch
+    as "claimed by another consumer" and then drop the partition for good."""
+    for tp, (generation, _expected, nxt) in moves.items():
+        current = positions.get(tp)
+        if current is not None and current[0] == generation:
+            positions[tp] = (generation, nxt)
